@@ -1,0 +1,65 @@
+"""Settings read once from the environment; every other module takes them from here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS_DIR = PROJECT_ROOT / "schemas"
+MIGRATIONS_DIR = PROJECT_ROOT / "clickhouse"
+
+# Topic names (DESIGN.md section 3).
+TOPIC_RAW_SERVICE_PING = "usage.raw.service_ping"
+TOPIC_RAW_SEAT_LINK = "usage.raw.seat_link"
+TOPIC_RAW_VERSION_CHECK = "usage.raw.version_check"
+TOPIC_RAW_SNOWPLOW = "usage.raw.snowplow"
+TOPIC_NORMALIZED_SERVICE_PING = "usage.normalized.service_ping"
+TOPIC_DLQ = "usage.dlq"
+TOPIC_ALERTS = "usage.alerts"
+
+# Largest request body the collector accepts, after decompression. Kafka's broker and producer
+# limits are raised to match (see streams/kafka.py and streams/collector.py).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Unset optional values mean "use the embedded/local default"."""
+
+    kafka_bootstrap_servers: str | None = None  # KAFKA_BOOTSTRAP_SERVERS: use this cluster instead of a local one
+    clickhouse_url: str | None = None  # CLICKHOUSE_URL: use a ClickHouse server instead of embedded chdb
+    data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "run")  # DENOMAS_DATA_DIR
+    cache_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache")  # DENOMAS_CACHE_DIR
+    topic_partitions: int = 4  # DENOMAS_TOPIC_PARTITIONS
+    collector_host: str = "127.0.0.1"
+    collector_port: int = 8080  # DENOMAS_COLLECTOR_PORT
+    worker_web_port: int = 6066  # DENOMAS_WORKER_PORT
+    sink_batch_size: int = 200  # pings per warehouse insert (each ping carries hundreds of metric rows)
+    sink_batch_seconds: float = 1.0
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "chdb"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "kafka_bootstrap_servers": env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            "clickhouse_url": env.get("CLICKHOUSE_URL") or None,
+            "data_dir": _env_path("DENOMAS_DATA_DIR", PROJECT_ROOT / "run"),
+            "cache_dir": _env_path("DENOMAS_CACHE_DIR", PROJECT_ROOT / ".cache"),
+            "topic_partitions": int(env.get("DENOMAS_TOPIC_PARTITIONS", "4")),
+            "collector_port": int(env.get("DENOMAS_COLLECTOR_PORT", "8080")),
+            "worker_web_port": int(env.get("DENOMAS_WORKER_PORT", "6066")),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
