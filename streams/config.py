@@ -19,10 +19,27 @@ TOPIC_NORMALIZED_SERVICE_PING = "usage.normalized.service_ping"
 TOPIC_DLQ = "usage.dlq"
 TOPIC_ALERTS = "usage.alerts"
 
+# Raw topics are the replay source (kept forever); normalized and DLQ topics are working sets.
+RAW_TOPICS = (TOPIC_RAW_SERVICE_PING, TOPIC_RAW_SEAT_LINK, TOPIC_RAW_VERSION_CHECK, TOPIC_RAW_SNOWPLOW)
+RAW_RETENTION_MS = -1
+NORMALIZED_RETENTION_MS = 7 * 24 * 3600 * 1000
+DLQ_RETENTION_MS = 90 * 24 * 3600 * 1000
+
 # Largest request body the collector accepts, after decompression. Kafka's broker and producer
 # limits are raised to match (see streams/kafka.py and streams/collector.py).
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+
+
+def topic_config(topic: str) -> dict[str, str]:
+    """Broker-side config every topic of ours is created with."""
+    if topic in RAW_TOPICS:
+        retention = RAW_RETENTION_MS
+    elif topic == TOPIC_DLQ:
+        retention = DLQ_RETENTION_MS
+    else:
+        retention = NORMALIZED_RETENTION_MS
+    return {"max.message.bytes": str(MAX_MESSAGE_BYTES), "retention.ms": str(retention)}
 
 
 def _env_path(name: str, default: Path) -> Path:

@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    the main job on the embedded default (broker + collector + worker + sample fleet)
+#   make test   lint + every test, integration tests on a real Kafka broker and the real ClickHouse engine
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install kafka lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing Python dependencies into $(VENV) (first time: about a minute) ..."
+	@$(BIN)/pip install --quiet --upgrade pip
+	@$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+kafka: $(STAMP)
+	@$(BIN)/python -c "from streams.config import Settings; from streams.kafka import ensure_kafka_jars; ensure_kafka_jars(Settings.from_env().cache_dir)"
+
+run: install
+	@$(BIN)/denomas-usage demo
+
+lint: install
+	@$(BIN)/ruff check streams tests bench
+
+test: install kafka lint
+	@$(BIN)/python -m pytest -ra
+
+bench: install kafka
+	@$(BIN)/python -m bench
+
+clean:
+	rm -rf run .pytest_cache .ruff_cache

@@ -1,0 +1,121 @@
+"""`denomas-usage`: one entry point for running, demoing, querying and operating the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shutil
+import sys
+from dataclasses import replace
+
+from streams.config import Settings
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import run_demo
+
+    settings = replace(settings, data_dir=settings.data_dir / "demo")
+    if not args.keep and settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)  # the demo starts from an empty broker and warehouse
+    return run_demo(settings, instances=args.instances, weeks=args.weeks, seed=args.seed)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run_worker
+
+    if not settings.kafka_bootstrap_servers:
+        print("worker: set KAFKA_BOOTSTRAP_SERVERS (or start one with `denomas-usage broker start`)",
+              file=sys.stderr)
+        return 2
+    run_worker(settings, settings.kafka_bootstrap_servers, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_collector(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.collector import serve
+
+    if not settings.kafka_bootstrap_servers:
+        print("collector: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(replace(settings, collector_host=args.host, collector_port=args.port),
+                          settings.kafka_bootstrap_servers))
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka import main_broker
+
+    return main_broker([args.action])
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.warehouse import migrate, open_warehouse
+
+    warehouse = open_warehouse(settings)
+    try:
+        applied = migrate(warehouse)
+    finally:
+        warehouse.close()
+    print("applied: " + (", ".join(applied) if applied else "nothing new"))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    """Run an analyst's SQL (read-only) and print a table. The worker must not hold the chdb directory."""
+    from streams.tables import format_table
+    from streams.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)
+    try:
+        result = warehouse.query(args.sql + " SETTINGS readonly = 1" if args.readonly else args.sql)
+    finally:
+        warehouse.close()
+    print(format_table(result.columns, result.rows))
+    print(f"({len(result.rows)} rows, {result.rows_read:,} rows read)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="denomas-usage", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="broker + collector + worker; sample fleet over HTTP; print what landed")
+    demo.add_argument("--instances", type=int, default=40)
+    demo.add_argument("--weeks", type=int, default=12)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--keep", action="store_true", help="keep the previous demo's broker and warehouse data")
+    demo.set_defaults(func=cmd_demo)
+
+    worker = sub.add_parser("worker", help="run the Faust agents (owns the warehouse)")
+    worker.add_argument("--loglevel", default="WARNING")
+    worker.set_defaults(func=cmd_worker)
+
+    collector = sub.add_parser("collector", help="run the HTTP collector")
+    collector.add_argument("--host", default="127.0.0.1")
+    collector.add_argument("--port", type=int, default=8080)
+    collector.set_defaults(func=cmd_collector)
+
+    broker = sub.add_parser("broker", help="run a local single-node Kafka (KRaft) broker")
+    broker.add_argument("action", choices=["start"])
+    broker.set_defaults(func=cmd_broker)
+
+    sub.add_parser("migrate", help="apply the clickhouse/ migrations").set_defaults(func=cmd_migrate)
+
+    query = sub.add_parser("query", help="run SQL against the warehouse and print a table")
+    query.add_argument("sql")
+    query.add_argument("--write", dest="readonly", action="store_false", help="allow statements that write")
+    query.set_defaults(func=cmd_query)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Pure Service Ping logic: ids, validation, version parsing, flattening, normalization.
+
+No I/O here, so the agents, backfills and tests share exactly one implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator, FormatChecker
+
+from streams.config import SCHEMAS_DIR
+from streams.enrich.metric_dictionary import MetricDictionary, time_frame_from_path
+
+# Identifiers that happen to be numbers: kept as columns of the ping, never as metric values
+# (pg_system_id also exceeds the 2^53 that a Float64 holds exactly).
+IDENTITY_PATHS = frozenset({"database.pg_system_id", "license_id"})
+# Service Ping's fallback values: -1 timeout/failure, -2 error, -1000 deprecated metric. Any other
+# negative number is equally not a count (the reference model nulls all negatives).
+KNOWN_ERROR_VALUES = frozenset({-1, -2, -1000})
+
+
+def stable_id(*parts: str) -> int:
+    """A positive 63-bit id derived from its parts: the same ping always gets the same id."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> 1) or 1
+
+
+def ping_id_for(payload: Any, body: bytes) -> int:
+    """Id the collector answers with. uuid + recorded_at identify a ping (the reference idempotency key)."""
+    if isinstance(payload, dict) and payload.get("uuid") and payload.get("recorded_at"):
+        return stable_id(str(payload["uuid"]), str(payload["recorded_at"]))
+    return stable_id("body", hashlib.sha256(body).hexdigest())
+
+
+def installation_id_for(uuid: str, hostname: str | None) -> str:
+    """An installation is the unique combination of instance uuid and hostname."""
+    return hashlib.md5(f"{uuid}|{hostname or ''}".encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = orjson.loads((SCHEMAS_DIR / "service_ping.schema.json").read_bytes())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def validation_errors(payload: Any) -> list[str]:
+    """Human-readable schema violations, each naming the JSON path; empty when valid."""
+    errors = sorted(_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
+    return [f"{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors[:10]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Version and timestamps
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[-+]([0-9A-Za-z.+-]*))?$")
+
+
+@dataclass(frozen=True)
+class Version:
+    major: int
+    minor: int
+    patch: int
+    prerelease: str  # e.g. "pre", "rc1"; empty for a release
+    edition_suffix: str  # "ee" for "17.2.1-ee", else empty
+
+    @property
+    def is_prerelease(self) -> bool:
+        return bool(self.prerelease)
+
+
+def parse_version(text: str) -> Version:
+    match = _VERSION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a version: {text!r}")
+    major, minor, patch, suffix = match.groups()
+    tags = [t for t in re.split(r"[-+.]", suffix or "") if t]
+    edition = "ee" if "ee" in (t.lower() for t in tags) else ""
+    prerelease = ".".join(t for t in tags if t.lower() != "ee")
+    return Version(int(major), int(minor), int(patch), prerelease, edition)
+
+
+def parse_timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("Z", "+00:00"))
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _parse_date(value: Any) -> date | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def product_tier(edition: str | None, license_expires_at: date | None, recorded_at: datetime) -> str:
+    """The reference model's tier rule (an expired license counts as Free)."""
+    if edition in (None, "", "CE", "EE Free"):
+        return "Free"
+    if license_expires_at and license_expires_at < recorded_at.date():
+        return "Free"
+    return {"EE": "Starter", "EES": "Starter", "EEP": "Premium", "EEU": "Ultimate"}.get(edition, "Unknown")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Flattening
+
+
+def flatten_metrics(payload: dict) -> list[tuple[str, int | float]]:
+    """Every numeric leaf as (dotted path, value); booleans as 1/0; list items as path[i].
+
+    Iterative (no recursion): pings carry thousands of leaves and this is the hot loop.
+    """
+    out: list[tuple[str, int | float]] = []
+    stack: list[tuple[str, Any]] = [(k, v) for k, v in reversed(payload.items())]
+    while stack:
+        path, value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(value.items()))
+        elif kind is list:
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+        elif kind is int or kind is float:
+            if path not in IDENTITY_PATHS:
+                out.append((path, value))
+        elif kind is bool:
+            out.append((path, int(value)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Normalization: one validated payload -> the ping row and its metric rows
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def normalize_ping(payload: dict, dictionary: MetricDictionary, ping_id: int, received_at: datetime) -> dict:
+    """The normalized record for `usage.normalized.service_ping`: JSON-ready, dates as ISO strings."""
+    uuid = payload["uuid"]
+    hostname = _str(payload.get("hostname"))
+    recorded_at = parse_timestamp(payload["recorded_at"])
+    version = parse_version(payload["version"])
+    edition = _str(payload.get("edition")) or "CE"
+    license_expires_at = _parse_date(payload.get("license_expires_at"))
+    database = payload.get("database") if isinstance(payload.get("database"), dict) else {}
+    pg_system_id = database.get("pg_system_id")
+    metrics = [_metric_row(path, value, dictionary) for path, value in flatten_metrics(payload)]
+    ping = {
+        "ping_id": ping_id,
+        "installation_id": installation_id_for(uuid, hostname),
+        "instance_uuid": uuid,
+        "hostname": hostname,
+        "recorded_at": recorded_at.isoformat(),
+        "received_at": received_at.isoformat(),
+        "version": payload["version"],
+        "major_version": version.major,
+        "minor_version": version.minor,
+        "patch_version": version.patch,
+        "prerelease": version.prerelease,
+        "version_edition": version.edition_suffix,
+        "edition": edition,
+        "main_edition": "CE" if edition == "CE" else "EE",
+        "product_tier": product_tier(edition, license_expires_at, recorded_at),
+        "installation_type": _str(payload.get("installation_type")),
+        "active_user_count": _int_or_none(payload.get("active_user_count")),
+        "historical_max_users": _int_or_none(payload.get("historical_max_users")),
+        "license_user_count": _int_or_none(payload.get("license_user_count")),
+        "license_billable_users": _int_or_none(payload.get("license_billable_users")),
+        "license_md5": _str(payload.get("license_md5")),
+        "license_sha256": _str(payload.get("license_sha256")),
+        "license_id": _int_or_none(payload.get("license_id")),
+        "license_subscription_id": _str(payload.get("license_subscription_id")),
+        "license_plan": _str(payload.get("license_plan")),
+        "license_trial": 1 if payload.get("license_trial") is True else 0,
+        "license_starts_at": _iso(_parse_date(payload.get("license_starts_at"))),
+        "license_expires_at": _iso(license_expires_at),
+        "license_trial_ends_on": _iso(_parse_date(payload.get("license_trial_ends_on"))),
+        "pg_system_id": pg_system_id if type(pg_system_id) is int and pg_system_id >= 0 else None,
+        "metric_count": len(metrics),
+        "error_metric_count": sum(1 for m in metrics if m[2] != 0),
+    }
+    return {"ping": ping, "metrics": metrics}
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# Metric row layout in the normalized record (compact lists: pings carry thousands of them).
+METRIC_FIELDS = (
+    "metrics_path", "metric_value", "error_value", "is_defined", "time_frame", "data_source", "product_section",
+    "product_stage", "product_group", "tier", "performance_indicator_type", "metric_status",
+)
+
+
+def _metric_row(path: str, value: int | float, dictionary: MetricDictionary) -> list[Any]:
+    is_error = value < 0
+    definition = dictionary.lookup(path)
+    head = [path, None if is_error else value, int(value) if is_error else 0]
+    if definition is None:
+        return head + [0, time_frame_from_path(path), "", "", "", "", [], [], ""]
+    return head + [
+        1, definition.time_frame, definition.data_source, definition.product_section, definition.product_stage,
+        definition.product_group, list(definition.tier), list(definition.performance_indicator_type),
+        definition.status,
+    ]

@@ -1,0 +1,137 @@
+"""Normalized records -> warehouse rows, written idempotently.
+
+Used by the Faust sink agents and by replays. Every writer is safe to call twice with the same
+records: it skips ids already stored, and the tables are ReplacingMergeTree on the same ids, so a
+redelivered batch changes no query result before or after merges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from streams.enrich.metric_dictionary import MetricDictionary
+from streams.enrich.service_ping import METRIC_FIELDS, parse_timestamp
+from streams.warehouse import Warehouse
+
+
+def _ts(value: str | None) -> datetime | None:
+    return parse_timestamp(value) if value else None
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def existing_ids(warehouse: Warehouse, table: str, column: str, ids: Sequence[int]) -> set[int]:
+    if not ids:
+        return set()
+    result = warehouse.query(
+        f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN {{ids:Array(UInt64)}}", {"ids": list(ids)}
+    )
+    return {int(row[0]) for row in result.rows}
+
+
+def unique_by(records: Iterable[dict], key: str) -> list[dict]:
+    seen: set[Any] = set()
+    out = []
+    for record in records:
+        if record[key] not in seen:
+            seen.add(record[key])
+            out.append(record)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Service Ping
+
+
+_PING_TIMESTAMPS = ("recorded_at", "received_at")
+_PING_DATES = ("license_starts_at", "license_expires_at", "license_trial_ends_on")
+
+
+def ping_row(ping: dict) -> dict:
+    row = dict(ping)
+    for name in _PING_TIMESTAMPS:
+        row[name] = _ts(row[name])
+    for name in _PING_DATES:
+        row[name] = _date(row[name])
+    return row
+
+
+def metric_rows(ping: dict, metrics: list[list[Any]]) -> list[dict]:
+    recorded_at = _ts(ping["recorded_at"])
+    common = {"ping_id": ping["ping_id"], "installation_id": ping["installation_id"], "recorded_at": recorded_at}
+    return [common | dict(zip(METRIC_FIELDS, metric, strict=True)) for metric in metrics]
+
+
+def raw_row(record: dict) -> dict:
+    ping = record["ping"]
+    return {
+        "ping_id": ping["ping_id"], "instance_uuid": ping["instance_uuid"], "recorded_at": _ts(ping["recorded_at"]),
+        "received_at": _ts(ping["received_at"]), "kafka_partition": record["source"]["partition"],
+        "kafka_offset": record["source"]["offset"], "payload": record["raw"].encode(),
+    }
+
+
+def write_pings(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
+    """Write normalized pings; return how many pings and metric rows were new.
+
+    Order matters for crash safety: metrics and raw first, the ping row last. A ping counts as stored
+    only once its fct_ping_instance row exists, so a crash in between leads to a full rewrite on
+    redelivery (and the Replacing tables collapse the partial copy).
+    """
+    by_id = list({r["ping"]["ping_id"]: r for r in reversed(records)}.values())  # first copy wins
+    stored = existing_ids(warehouse, "fct_ping_instance", "ping_id", [r["ping"]["ping_id"] for r in by_id])
+    fresh = [r for r in by_id if r["ping"]["ping_id"] not in stored]
+    metrics = [row for r in fresh for row in metric_rows(r["ping"], r["metrics"])]
+    warehouse.insert("fct_ping_instance_metric", metrics)
+    warehouse.insert("raw_service_ping", [raw_row(r) for r in fresh])
+    warehouse.insert("fct_ping_instance", [ping_row(r["ping"]) for r in fresh])
+    return {"pings": len(fresh), "metric_rows": len(metrics), "duplicates": len(records) - len(fresh)}
+
+
+def write_ping_errors(warehouse: Warehouse, reports: Sequence[dict]) -> int:
+    rows = unique_by(reports, "report_id")
+    stored = existing_ids(warehouse, "fct_ping_error", "report_id", [r["report_id"] for r in rows])
+    fresh = [
+        r | {"reported_at": _ts(r["reported_at"]), "received_at": _ts(r["received_at"])}
+        for r in rows if r["report_id"] not in stored
+    ]
+    return warehouse.insert("fct_ping_error", fresh)
+
+
+def write_metric_timings(warehouse: Warehouse, reports: Sequence[dict]) -> int:
+    reports = unique_by(reports, "report_id")
+    stored = existing_ids(warehouse, "fct_ping_metric_timing", "report_id", [r["report_id"] for r in reports])
+    rows = [
+        {"report_id": r["report_id"], "instance_uuid": r["instance_uuid"], "received_at": _ts(r["received_at"])} | m
+        for r in reports if r["report_id"] not in stored for m in r["metrics"]
+    ]
+    return warehouse.insert("fct_ping_metric_timing", rows)
+
+
+def write_dead_letters(warehouse: Warehouse, letters: Sequence[dict]) -> int:
+    rows = unique_by(letters, "dead_letter_id")
+    stored = existing_ids(warehouse, "raw_dead_letter", "dead_letter_id", [r["dead_letter_id"] for r in rows])
+    fresh = [
+        r | {"received_at": _ts(r["received_at"]), "failed_at": _ts(r["failed_at"])}
+        for r in rows if r["dead_letter_id"] not in stored
+    ]
+    return warehouse.insert("raw_dead_letter", fresh)
+
+
+def load_metric_dictionary(warehouse: Warehouse, dictionary: MetricDictionary, loaded_at: datetime) -> int:
+    """Publish the dictionary as dim_ping_metric (the newest load wins)."""
+    rows = [{
+        "metrics_path": d.key_path, "description": d.description or "", "time_frame": d.time_frame,
+        "data_source": d.data_source or "", "data_category": d.data_category or "",
+        "product_section": d.product_section or "", "product_stage": d.product_stage or "",
+        "product_group": d.product_group or "", "value_type": d.value_type or "", "metric_status": d.status or "",
+        "milestone": str(d.milestone or ""), "tier": list(d.tier),
+        "performance_indicator_type": list(d.performance_indicator_type), "is_smau": int(d.is_smau),
+        "is_gmau": int(d.is_gmau), "is_paid_gmau": int(d.is_paid_gmau), "is_umau": int(d.is_umau),
+        "loaded_at": loaded_at,
+    } for d in dictionary.definitions]
+    return warehouse.insert("dim_ping_metric", rows)

@@ -1,0 +1,291 @@
+"""The warehouse behind one small interface: execute, insert, query.
+
+Two backends run the same SQL files from `clickhouse/`:
+- `ChdbWarehouse`: ClickHouse's engine in-process (the default). One process owns a data directory.
+- `ServerWarehouse`: a ClickHouse server through clickhouse-connect, when `CLICKHOUSE_URL` is set.
+
+User values always travel as bound parameters (`{name:Type}` placeholders), never spliced into SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import orjson
+import pyarrow as pa
+
+from streams.config import MIGRATIONS_DIR, Settings
+
+DATABASE = "usage"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+    rows_read: int  # rows the engine read to answer: how analysts and benchmarks see query cost
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
+class Warehouse(Protocol):
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int: ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
+
+    def close(self) -> None: ...
+
+
+def _check_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain table name: {name!r}")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------------
+# ClickHouse type -> Arrow type, so inserts carry exact types (bytes stay bytes, UInt64 stays exact).
+
+_SIMPLE_ARROW_TYPES: dict[str, pa.DataType] = {
+    "String": pa.binary(),
+    "UUID": pa.string(),
+    "Bool": pa.bool_(),
+    "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
+    "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
+    "Float32": pa.float32(), "Float64": pa.float64(),
+    "Date": pa.date32(), "Date32": pa.date32(),
+    "DateTime": pa.timestamp("s", tz="UTC"),
+}
+
+
+def arrow_type(ch_type: str) -> pa.DataType:
+    """Arrow type for a ClickHouse column type (the subset our migrations use)."""
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if ch_type.startswith(wrapper):
+            inner = arrow_type(ch_type[len(wrapper):-1])
+            return pa.string() if inner == pa.binary() and wrapper == "LowCardinality(" else inner
+    if ch_type.startswith("DateTime64"):
+        return pa.timestamp("ms", tz="UTC")
+    if ch_type.startswith("DateTime"):
+        return pa.timestamp("s", tz="UTC")
+    if ch_type.startswith("Array("):
+        return pa.list_(arrow_type(ch_type[len("Array("):-1]))
+    if ch_type.startswith("FixedString"):
+        return pa.binary()
+    if ch_type in _SIMPLE_ARROW_TYPES:
+        return _SIMPLE_ARROW_TYPES[ch_type]
+    raise ValueError(f"no Arrow mapping for ClickHouse type {ch_type}")
+
+
+def rows_to_arrow(rows: Sequence[Mapping[str, Any]], column_types: Mapping[str, str]) -> pa.Table:
+    names = list(rows[0].keys())
+    arrays = [pa.array([row.get(name) for row in rows], type=arrow_type(column_types[name])) for name in names]
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+class ChdbWarehouse:
+    """Embedded ClickHouse (chdb). Calls are serialized: chdb sessions are not shared across threads."""
+
+    def __init__(self, path: Path) -> None:
+        from chdb import session as chdb_session
+
+        path.mkdir(parents=True, exist_ok=True)
+        self._session = chdb_session.Session(str(path))
+        self._lock = threading.Lock()
+        self._column_types: dict[str, dict[str, str]] = {}
+        self.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        self.execute(f"USE {DATABASE}")
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            self._session.query(sql, "Null", params=dict(params) if params else None)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        with self._lock:
+            result = self._session.query(sql, "JSONCompact", params=dict(params) if params else None)
+        raw = result.bytes()
+        if not raw:
+            return QueryResult([], [], result.rows_read())
+        doc = orjson.loads(raw)
+        columns = [col["name"] for col in doc["meta"]]
+        rows = [tuple(row) for row in doc["data"]]
+        return QueryResult(columns, rows, int(doc.get("statistics", {}).get("rows_read", result.rows_read())))
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        _check_identifier(table)
+        tbl = rows_to_arrow(rows, self._types(table))
+        buf = io.BytesIO()
+        with pa.ipc.new_stream(buf, tbl.schema) as writer:
+            writer.write_table(tbl)
+        columns = ", ".join(tbl.column_names)
+        with self._lock, self._session.send_insert(f"INSERT INTO {table} ({columns})", "ArrowStream") as ins:
+            ins.append(buf.getvalue())
+            ins.finish()
+        return len(rows)
+
+    def _types(self, table: str) -> dict[str, str]:
+        if table not in self._column_types:
+            result = self.query(
+                "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+                {"db": DATABASE, "t": table},
+            )
+            if not result.rows:
+                raise ValueError(f"unknown table {table}")
+            self._column_types[table] = dict(result.rows)
+        return self._column_types[table]
+
+    def close(self) -> None:
+        with self._lock:
+            self._session.close()
+
+
+class ServerWarehouse:
+    """A ClickHouse server through clickhouse-connect (CLICKHOUSE_URL=http://user:pass@host:8123)."""
+
+    def __init__(self, url: str) -> None:
+        import clickhouse_connect
+
+        parts = urlparse(url)
+        admin = clickhouse_connect.get_client(
+            host=parts.hostname or "localhost", port=parts.port or 8123, username=parts.username or "default",
+            password=parts.password or "", secure=parts.scheme == "https",
+        )
+        admin.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        admin.close()
+        self._client = clickhouse_connect.get_client(
+            host=parts.hostname or "localhost", port=parts.port or 8123, username=parts.username or "default",
+            password=parts.password or "", secure=parts.scheme == "https", database=DATABASE,
+        )
+        self._lock = threading.Lock()
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            self._client.command(sql, parameters=dict(params) if params else None)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        with self._lock:
+            result = self._client.query(sql, parameters=dict(params) if params else None)
+        rows = [tuple(_jsonable(v) for v in row) for row in result.result_rows]
+        return QueryResult(list(result.column_names), rows, int(result.summary.get("read_rows", 0)))
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        names = list(rows[0].keys())
+        with self._lock:
+            self._client.insert(_check_identifier(table), [[row.get(n) for n in names] for row in rows],
+                                column_names=names)
+        return len(rows)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _jsonable(value: Any) -> Any:
+    """Make server results look like chdb's JSON results (dates as strings), so callers see one shape."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if value.tzinfo else str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def open_warehouse(settings: Settings) -> Warehouse:
+    if settings.clickhouse_url:
+        return ServerWarehouse(settings.clickhouse_url)
+    return ChdbWarehouse(settings.chdb_path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Migrations: numbered files in clickhouse/, applied once each, in order, recorded in schema_migrations.
+
+_MIGRATION_FILE = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def statements(self) -> list[str]:
+        # Statements end with ';' at the end of a line; comment lines are dropped first.
+        text = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        return [stmt.strip() for stmt in re.split(r";\s*$", text, flags=re.MULTILINE) if stmt.strip()]
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise ValueError(f"migration file name must look like 001_raw_things.sql: {path.name}")
+        migrations.append(Migration(int(match.group(1)), path.stem, path.read_text()))
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration numbers in {directory}")
+    return migrations
+
+
+def migrate(warehouse: Warehouse, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the migrations not applied yet; return their names. A changed applied file is an error."""
+    warehouse.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String, "
+        "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
+    )
+    applied = {row[0]: row[2] for row in warehouse.query("SELECT version, name, checksum FROM schema_migrations").rows}
+    done = []
+    for migration in load_migrations(directory):
+        if migration.version in applied:
+            if applied[migration.version] != migration.checksum:
+                raise RuntimeError(f"migration {migration.name} changed after it was applied; add a new file instead")
+            continue
+        for statement in migration.statements():
+            warehouse.execute(statement)
+        warehouse.insert("schema_migrations", [{
+            "version": migration.version, "name": migration.name, "checksum": migration.checksum,
+            "applied_at": datetime.now(UTC),
+        }])
+        done.append(migration.name)
+    return done
+
+
+def count_rows(warehouse: Warehouse, table: str, final: bool = True) -> int:
+    """Row count as queries see it: FINAL collapses not-yet-merged duplicates of Replacing tables."""
+    suffix = " FINAL" if final else ""
+    return int(warehouse.query(f"SELECT count() FROM {_check_identifier(table)}{suffix}").scalar())
+
+
+def in_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,88 @@
+"""The Faust worker process: owns the warehouse (chdb allows one process per data directory).
+
+`run_worker` is what `denomas-usage worker` runs. `WorkerProcess` starts it as a child process for
+the demo and the integration tests, and stops it cleanly so the warehouse can be read afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from streams.config import Settings
+
+
+def run_worker(settings: Settings, bootstrap_servers: str, loglevel: str = "WARNING") -> None:
+    import faust
+
+    from streams.agents import build_app
+    from streams.enrich.metric_dictionary import MetricDictionary
+    from streams.warehouse import migrate, open_warehouse
+
+    warehouse = open_warehouse(settings)
+    try:
+        migrate(warehouse)
+        app = build_app(settings, bootstrap_servers, warehouse, MetricDictionary.from_dir())
+        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        warehouse.close()
+
+
+class WorkerProcess:
+    """`denomas-usage worker` as a child process, logging to a file."""
+
+    def __init__(self, settings: Settings, bootstrap_servers: str, log_path: Path | None = None) -> None:
+        self.settings = settings
+        self.bootstrap_servers = bootstrap_servers
+        self.log_path = log_path or settings.data_dir / "worker.log"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "DENOMAS_DATA_DIR": str(self.settings.data_dir),
+            "DENOMAS_TOPIC_PARTITIONS": str(self.settings.topic_partitions),
+        }
+        if self.settings.clickhouse_url:
+            env["CLICKHOUSE_URL"] = self.settings.clickhouse_url
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (Faust shuts down cleanly and commits), then SIGKILL if it hangs."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+        code = self._proc.returncode
+        self._proc = None
+        return code
+
+    def __enter__(self) -> WorkerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
