@@ -42,7 +42,6 @@ from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-APP_ID = "denomas-usage"
 # Topics this app consumes: the consumer group's lag on them tells when everything has landed.
 CONSUMED_TOPICS = [TOPIC_RAW_SERVICE_PING, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_DLQ]
 
@@ -224,7 +223,7 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
     """A Faust app with the Service Ping agents. One app per process; the warehouse is owned by it."""
     stats = stats or SinkStats()
     app = faust.App(
-        APP_ID,
+        settings.app_id,
         broker=faust_broker_url(bootstrap_servers),
         store="memory://",
         value_serializer="raw",
@@ -239,10 +238,10 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
         autodiscover=False,
         datadir=str(settings.data_dir / "faust"),
     )
-    raw_pings = app.topic(TOPIC_RAW_SERVICE_PING, value_type=bytes, config=topic_config(TOPIC_RAW_SERVICE_PING))
-    normalized_pings = app.topic(TOPIC_NORMALIZED_SERVICE_PING, value_type=bytes,
-                                 config=topic_config(TOPIC_NORMALIZED_SERVICE_PING))
-    dlq = app.topic(TOPIC_DLQ, value_type=bytes, config=topic_config(TOPIC_DLQ))
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(settings.topic(name), value_type=bytes, config=topic_config(name))
+
+    raw_pings, normalized_pings, dlq = (topic(name) for name in CONSUMED_TOPICS)
     normalize = ServicePingNormalizer(dictionary)
 
     @app.agent(raw_pings, name="normalize_service_ping")

@@ -109,8 +109,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Collector:
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, settings: Settings | None = None) -> None:
         self.publisher = publisher
+        self.settings = settings or Settings()
         self.collector_name = socket.gethostname()
 
     def receipt(self, source: str, kind: str) -> dict[str, str]:
@@ -142,7 +143,8 @@ class Collector:
         body, document = await self.read_json(request)
         ping_id = ping_id_for(document, body)
         headers = self.receipt("service_ping", "ping") | {H_PING_ID: str(ping_id)}
-        await self.publish(TOPIC_RAW_SERVICE_PING, _str_or_none(document.get("uuid")), body, headers)
+        topic = self.settings.topic(TOPIC_RAW_SERVICE_PING)
+        await self.publish(topic, _str_or_none(document.get("uuid")), body, headers)
         # Instances read conv_index.usage_data_id (older ones dev_ops_score.usage_data_id): a positive integer.
         answer = {"usage_data_id": ping_id}
         return web.json_response({"conv_index": answer, "dev_ops_score": answer})
@@ -152,7 +154,7 @@ class Collector:
         error = document.get("error")
         if not isinstance(error, dict):
             raise BadRequest(422, "expected {\"error\": {...}}")
-        await self.publish(TOPIC_RAW_SERVICE_PING, _str_or_none(error.get("uuid")), body,
+        await self.publish(self.settings.topic(TOPIC_RAW_SERVICE_PING), _str_or_none(error.get("uuid")), body,
                            self.receipt("service_ping", "error"))
         return web.json_response({}, status=201)
 
@@ -161,7 +163,7 @@ class Collector:
         metadata = document.get("metadata")
         if not isinstance(metadata, dict) or not isinstance(metadata.get("metrics", []), list):
             raise BadRequest(422, "expected {\"metadata\": {\"uuid\": ..., \"metrics\": [...]}}")
-        await self.publish(TOPIC_RAW_SERVICE_PING, _str_or_none(metadata.get("uuid")), body,
+        await self.publish(self.settings.topic(TOPIC_RAW_SERVICE_PING), _str_or_none(metadata.get("uuid")), body,
                            self.receipt("service_ping", "metadata"))
         return web.json_response({}, status=201)
 
@@ -195,7 +197,9 @@ def build_app(collector: Collector) -> web.Application:
 class RunningCollector:
     """Collector + its Kafka producer on host:port, for the CLI and the tests."""
 
-    def __init__(self, bootstrap_servers: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, bootstrap_servers: str, settings: Settings | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.settings = settings or Settings.from_env()
         self.publisher = KafkaPublisher(bootstrap_servers)
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None
@@ -203,7 +207,7 @@ class RunningCollector:
     async def start(self) -> str:
         await self.publisher.start()
         # auto_decompress=False: we inflate ourselves, with a size cap against gzip bombs.
-        self._runner = web.AppRunner(build_app(Collector(self.publisher)), auto_decompress=False,
+        self._runner = web.AppRunner(build_app(Collector(self.publisher, self.settings)), auto_decompress=False,
                                      access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -223,7 +227,7 @@ class RunningCollector:
 
 async def serve(settings: Settings, bootstrap_servers: str) -> None:
     """Run the collector until cancelled (the `collector` CLI command)."""
-    running = RunningCollector(bootstrap_servers, settings.collector_host, settings.collector_port)
+    running = RunningCollector(bootstrap_servers, settings, settings.collector_host, settings.collector_port)
     url = await running.start()
     print(f"collector listening on {url}", flush=True)
     try:

@@ -61,6 +61,11 @@ class Settings:
     worker_web_port: int = 6066  # DENOMAS_WORKER_PORT
     sink_batch_size: int = 200  # pings per warehouse insert (each ping carries hundreds of metric rows)
     sink_batch_seconds: float = 1.0
+    topic_prefix: str = ""  # DENOMAS_TOPIC_PREFIX: share a cluster between environments (and tests)
+    app_id: str = "denomas-usage"  # DENOMAS_APP_ID: the Faust app id = the Kafka consumer group
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
 
     @property
     def chdb_path(self) -> Path:
@@ -77,6 +82,8 @@ class Settings:
             "topic_partitions": int(env.get("DENOMAS_TOPIC_PARTITIONS", "4")),
             "collector_port": int(env.get("DENOMAS_COLLECTOR_PORT", "8080")),
             "worker_web_port": int(env.get("DENOMAS_WORKER_PORT", "6066")),
+            "topic_prefix": env.get("DENOMAS_TOPIC_PREFIX", ""),
+            "app_id": env.get("DENOMAS_APP_ID", "denomas-usage"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

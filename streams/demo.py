@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from streams.agents import APP_ID, CONSUMED_TOPICS
+from streams.agents import CONSUMED_TOPICS
 from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.fleet import GeneratedPing, generate_fleet
@@ -91,17 +91,23 @@ def landed(warehouse: Warehouse) -> dict[str, int]:
     }
 
 
+async def wait_until_landed(settings: Settings, bootstrap: str, timeout: float = 300) -> None:
+    """Everything published so far has been processed: the worker's group has no lag on any topic."""
+    topics = [settings.topic(t) for t in CONSUMED_TOPICS]
+    await wait_for_zero_lag(bootstrap, settings.app_id, topics, timeout=timeout)
+
+
 async def _run_pipeline(settings: Settings, bootstrap: str, pings: Sequence[GeneratedPing]) -> SendReport:
     await ensure_topics(bootstrap, settings)
     worker = WorkerProcess(settings, bootstrap)
-    collector = RunningCollector(bootstrap, settings.collector_host, 0)
+    collector = RunningCollector(bootstrap, settings)
     worker.start()
     try:
         url = await collector.start()
         print(f"collector on {url}; worker log {worker.log_path}")
         report = await send_pings(url, pings)
         print("  waiting for the agents to land everything ...", flush=True)
-        await wait_for_zero_lag(bootstrap, APP_ID, CONSUMED_TOPICS, timeout=300)
+        await wait_until_landed(settings, bootstrap)
         if not worker.alive():
             raise RuntimeError(f"worker exited early:\n{worker.log_tail()}")
         return report

@@ -18,4 +18,4 @@ PIPELINE_TOPICS = [TOPIC_RAW_SERVICE_PING, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_
 
 async def ensure_topics(bootstrap: str, settings: Settings, topics: Sequence[str] = PIPELINE_TOPICS) -> None:
     for topic in topics:
-        await create_topics(bootstrap, [topic], settings.topic_partitions, topic_config(topic))
+        await create_topics(bootstrap, [settings.topic(topic)], settings.topic_partitions, topic_config(topic))

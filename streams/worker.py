@@ -47,6 +47,8 @@ class WorkerProcess:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "DENOMAS_DATA_DIR": str(self.settings.data_dir),
             "DENOMAS_TOPIC_PARTITIONS": str(self.settings.topic_partitions),
+            "DENOMAS_TOPIC_PREFIX": self.settings.topic_prefix,
+            "DENOMAS_APP_ID": self.settings.app_id,
         }
         if self.settings.clickhouse_url:
             env["CLICKHOUSE_URL"] = self.settings.clickhouse_url
