@@ -1,0 +1,62 @@
+"""Faust agents: one module per source (validate -> normalize -> enrich -> batched sink).
+
+`build_app` creates the Faust app for a worker process and lets every source register its agents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams import sink
+from streams.agents import service_ping
+from streams.agents.common import AgentContext, SinkStats, as_bytes, event_headers, letter_row, write_with_retry
+from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
+from streams.enrich.metric_dictionary import MetricDictionary
+from streams.warehouse import Warehouse
+
+SOURCES = [service_ping]
+# Topics this app consumes: the consumer group's lag on them tells when everything has landed.
+CONSUMED_TOPICS = [topic for source in SOURCES for topic in source.CONSUMED_TOPICS] + [TOPIC_DLQ]
+
+
+def faust_broker_url(bootstrap_servers: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip())
+
+
+def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, dictionary: MetricDictionary,
+              stats: SinkStats | None = None) -> faust.App:
+    """A Faust app with every source's agents. One app per process; the warehouse is owned by it."""
+    app = faust.App(
+        settings.app_id,
+        broker=faust_broker_url(bootstrap_servers),
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        web_enabled=False,
+        autodiscover=False,
+        datadir=str(settings.data_dir / "faust"),
+    )
+    dlq = app.topic(settings.topic(TOPIC_DLQ), value_type=bytes, config=topic_config(TOPIC_DLQ))
+    ctx = AgentContext(app, settings, warehouse, dictionary, stats or SinkStats(), dlq)
+    for source in SOURCES:
+        source.register(ctx)
+    register_dead_letter_sink(ctx)
+    return app
+
+
+def register_dead_letter_sink(ctx: AgentContext) -> None:
+    @ctx.app.agent(ctx.dlq, name="dead_letter_sink")
+    async def dead_letter_sink(stream: Any) -> None:
+        async for events in stream.take_events(500, within=1.0):
+            rows = [letter_row(as_bytes(event.value), event_headers(event)) for event in events]
+            stored = await write_with_retry(lambda rows=rows: sink.write_dead_letters(ctx.warehouse, rows),
+                                            "dead letters", ctx.warehouse)
+            ctx.stats.add(dead_letters=stored)

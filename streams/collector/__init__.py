@@ -1,0 +1,93 @@
+"""HTTP collector: drop-in endpoints for what Denomas instances and trackers send.
+
+It checks only what it must to answer correctly (size, encoding, JSON), stamps receipt metadata into
+Kafka headers, publishes the original bytes to the source's raw topic, and answers like the original
+service once the broker has acknowledged the record (so an accepted record is never lost).
+Each source's endpoints live in their own module and are mounted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from streams.collector import service_ping
+from streams.collector.common import (
+    MAX_BODY_BYTES,
+    BadRequest,
+    Collector,
+    KafkaPublisher,
+    Publisher,
+    decode_body,
+    error_response,
+    parse_json_object,
+)
+from streams.config import Settings
+
+__all__ = ["BadRequest", "Collector", "Publisher", "RunningCollector", "build_app", "decode_body",
+           "parse_json_object", "serve"]
+
+SOURCES = [service_ping]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return error_response(exc.status, exc.reason)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+
+
+def build_app(collector: Collector) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+    for source in SOURCES:
+        app.add_routes(source.routes(collector))
+    app.router.add_get("/health", collector.health)
+    return app
+
+
+class RunningCollector:
+    """Collector + its Kafka producer on host:port, for the CLI and the tests."""
+
+    def __init__(self, bootstrap_servers: str, settings: Settings | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.settings = settings or Settings.from_env()
+        self.publisher = KafkaPublisher(bootstrap_servers)
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        await self.publisher.start()
+        # auto_decompress=False: we inflate ourselves, with a size cap against gzip bombs.
+        app = build_app(Collector(self.publisher, self.settings))
+        self._runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.publisher.stop()
+
+
+async def serve(settings: Settings, bootstrap_servers: str) -> None:
+    """Run the collector until cancelled (the `collector` CLI command)."""
+    running = RunningCollector(bootstrap_servers, settings, settings.collector_host, settings.collector_port)
+    url = await running.start()
+    print(f"collector listening on {url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.stop()
