@@ -11,6 +11,7 @@ import faust
 
 from streams import sink
 from streams.agents import service_ping
+from streams.agents.batching import AckAfterStream
 from streams.agents.common import AgentContext, SinkStats, as_bytes, event_headers, letter_row, write_with_retry
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
@@ -43,6 +44,10 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
         web_enabled=False,
         autodiscover=False,
         datadir=str(settings.data_dir / "faust"),
+        Stream=AckAfterStream,  # batches are acked only after they were stored
+        # Don't wait at shutdown/rebalance for batches that cannot finish (warehouse down): they stay
+        # unacknowledged and are redelivered, which the idempotent writers absorb.
+        stream_wait_empty=False,
     )
     dlq = app.topic(settings.topic(TOPIC_DLQ), value_type=bytes, config=topic_config(TOPIC_DLQ))
     ctx = AgentContext(app, settings, warehouse, dictionary, stats or SinkStats(), dlq)

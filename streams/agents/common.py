@@ -66,7 +66,8 @@ class AgentContext:
     async def send_dead_letter(self, event: faust.EventT, source: str, stage: str, reason: str) -> Any:
         """Queue the DLQ record; returns the delivery future to await before the batch is acked."""
         value, headers = dead_letter(event, source, stage, reason)
-        return await self.dlq.send(key=source.encode(), value=value, headers=headers)
+        encoded = {name: text.encode() for name, text in headers.items()}
+        return await self.dlq.send(key=source.encode(), value=value, headers=encoded)
 
 
 def event_headers(event: faust.EventT) -> dict[str, str]:

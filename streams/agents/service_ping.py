@@ -119,6 +119,10 @@ def register(ctx: AgentContext) -> None:
                 except Rejected as exc:
                     pending.append(await ctx.send_dead_letter(event, "service_ping", exc.stage, exc.reason))
                     continue
+                except Exception as exc:  # a bug must not block the partition: park the record, keep going
+                    log.exception("normalizing a ping failed")
+                    pending.append(await ctx.send_dead_letter(event, "service_ping", "normalize", repr(exc)))
+                    continue
                 pending.append(await normalized_pings.send(key=message.key, value=orjson.dumps(record)))
             await asyncio.gather(*pending)  # delivered before this batch is acked
 

@@ -1,0 +1,1 @@
+"""Enrichment: pure lookups used by the agents (metric dictionary, ...)."""
