@@ -36,9 +36,13 @@ class SendReport:
 
 
 def _progress(done: int, total: int, started: float) -> None:
-    if sys.stdout.isatty() or done == total or done % max(1, total // 10) == 0:
+    """One updating line on a terminal; a line per 10 % when the output goes to a file."""
+    tty = sys.stdout.isatty()
+    step = max(1, total // 10)
+    if tty or done == total or done % step == 0:
         rate = done / max(time.monotonic() - started, 1e-9)
-        print(f"\r  sent {done:,}/{total:,} pings ({rate:,.0f}/s)", end="\n" if done == total else "", flush=True)
+        text = f"  sent {done:,}/{total:,} ({rate:,.0f}/s)"
+        print(f"\r{text}" if tty else text, end="\n" if (done == total or not tty) else "", flush=True)
 
 
 async def send_pings(url: str, pings: Sequence[GeneratedPing], concurrency: int = 8,

@@ -394,6 +394,7 @@ class GeneratedPing:
 
 @dataclass
 class _License:
+    key: str  # the license key itself: only hashes of it ever enter the pipeline's storage
     from_week: int
     key_md5: str
     key_sha256: str
@@ -532,6 +533,7 @@ def _licenses(
         key = f"denomas-license:{seed}:{uid}:{len(result)}:{rng.getrandbits(64):016x}"
         result.append(
             _License(
+                key=key,
                 from_week=from_week,
                 key_md5=hashlib.md5(key.encode()).hexdigest(),
                 key_sha256=hashlib.sha256(key.encode()).hexdigest(),
@@ -950,6 +952,43 @@ def generate_fleet(instances: int, weeks: int, seed: int = 42, start: date = dat
         for n, position in enumerate(chosen):
             _break(pings[position], DEFECTS[n % len(DEFECTS)], rng)
     return pings
+
+
+@dataclass(frozen=True)
+class FleetLicense:
+    """One license of the sample fleet, for the Seat Link and reference-data generators."""
+
+    instance_uuid: str
+    hostname: str
+    edition: str
+    scenario: str
+    key: str
+    md5: str
+    sha256: str
+    license_id: int
+    seats: int
+    plan: str
+    trial: bool
+    subscription_id: str | None
+    starts_at: date
+    expires_at: date
+    from_week: int
+    churn_week: int | None  # the instance stops reporting from this week on
+
+
+def fleet_licenses(instances: int, weeks: int, seed: int = 42, start: date = date(2026, 6, 1)) -> list[FleetLicense]:
+    """Every license of the instances `generate_fleet` builds with the same arguments (same seed, same keys)."""
+    scenarios = _assign_scenarios(seed, instances)
+    result = []
+    for index in range(instances):
+        inst = _make_instance(seed, index, scenarios[index], weeks, start)
+        result.extend(
+            FleetLicense(inst.uuid, inst.hostname, inst.edition, inst.scenario, lic.key, lic.key_md5, lic.key_sha256,
+                         lic.license_id, lic.seats, lic.plan, lic.trial, lic.subscription_id, lic.starts_at,
+                         lic.expires_at, lic.from_week, inst.churn_week)
+            for lic in inst.licenses
+        )
+    return result
 
 
 def fleet_summary(pings: list[GeneratedPing]) -> dict[str, Any]:
