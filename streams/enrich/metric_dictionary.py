@@ -22,6 +22,7 @@ VALUE_TYPES = ("string", "number", "boolean", "object")
 REQUIRED_FIELDS = ("key_path", "time_frame", "value_type", "status")
 # A list time_frame ([7d, 28d, all]) yields one key path per window, suffixed as the product does.
 _WINDOW_SUFFIX = {"all": "", "7d": "_weekly", "28d": "_monthly"}
+_RESOLVED_CACHE_LIMIT = 200_000
 _LIST_INDEX = re.compile(r"\[\d+\]")
 
 
@@ -193,6 +194,8 @@ class MetricDictionary:
         if metrics_path in self._resolved:
             return self._resolved[metrics_path]
         found = self._resolve(metrics_path)
+        if len(self._resolved) >= _RESOLVED_CACHE_LIMIT:
+            self._resolved.clear()  # payload paths are client-controlled: keep the memo bounded
         self._resolved[metrics_path] = found
         return found
 

@@ -1,0 +1,61 @@
+"""`make bench`: the benchmark suite on the real broker and engine. Prints a table, writes bench/results/*.json.
+
+Every throughput is shown next to a raw baseline measured in the same run (the ratio is what to compare
+between runs: this 2-core machine is noisy). Nothing here is asserted; targets are printed beside results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import service_ping
+from bench.common import Result
+from streams.config import PROJECT_ROOT, Settings
+from streams.kafka import kafka_cluster
+from streams.tables import format_table
+
+SUITES = {"service_ping": service_ping.run}
+
+
+def progress(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run)")
+    parser.add_argument("--only", choices=sorted(SUITES), action="append")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="denomas-bench-") as tmp:
+        workdir = Path(tmp)
+        with kafka_cluster(Settings.from_env(data_dir=workdir / "broker")) as bootstrap:
+            for name in args.only or list(SUITES):
+                progress(f"suite {name}")
+                results += SUITES[name](bootstrap, workdir, args.quick, progress)
+    rows = [(r.name, r.value, r.unit, r.baseline, f"{r.ratio:.0%}" if r.ratio else "", r.target, r.note)
+            for r in results]
+    print()
+    print(format_table(["benchmark", "value", "unit", "baseline", "ratio", "target", "note"], rows))
+    out_dir = PROJECT_ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps({
+        "when": datetime.now(UTC).isoformat(), "machine": platform.platform(), "python": sys.version.split()[0],
+        "seconds": round(time.monotonic() - started, 1), "quick": args.quick,
+        "results": [r.as_dict() for r in results],
+    }, indent=2))
+    print(f"\nwrote {out.relative_to(PROJECT_ROOT)} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

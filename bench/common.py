@@ -1,0 +1,57 @@
+"""Benchmark plumbing: results as ratios against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Result:
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None  # the raw floor measured in the same run, same unit
+    target: str = ""  # what the issue asks for, e.g. ">= 50% of baseline"
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ratio": self.ratio}
+
+
+def best_rate(work: Callable[[], int], repeat: int = 5) -> float:
+    """Items per second of the best of `repeat` runs (the least disturbed run on a noisy 2-core box)."""
+    rates = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        items = work()
+        rates.append(items / (time.perf_counter() - started))
+    return max(rates)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -1,0 +1,234 @@
+"""Service Ping benchmarks: flatten/enrich vs a bare parse+flatten, and the pipeline end to end on the real
+broker and engine against the consume+parse floor and the warehouse's own insert rate."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gzip
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.common import Result, best_rate, peak_rss_mb, percentile
+from streams.agents.service_ping import ServicePingNormalizer
+from streams.config import MAX_MESSAGE_BYTES, TOPIC_RAW_SERVICE_PING, Settings
+from streams.demo import wait_until_landed
+from streams.enrich.metric_dictionary import MetricDictionary
+from streams.fleet import generate_fleet
+from streams.sink import metric_rows
+from streams.topics import ensure_topics
+from streams.warehouse import ChdbWarehouse, migrate
+from streams.worker import WorkerProcess
+
+METRICS_PER_PING = 2000
+
+
+def big_pings(count: int, seed: int = 5, tag: str = "bench") -> list[bytes]:
+    """Realistic pings from the sample fleet, padded with extra counters to ~2,000 numeric metrics each."""
+    base = [p for p in generate_fleet(20, 12, seed=seed) if p.valid]
+    bodies = []
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(count):
+        payload = copy.deepcopy(base[i % len(base)].payload)
+        payload["uuid"] = f"{tag}-{i:06d}"  # unique ping ids, so every ping is new work
+        payload["recorded_at"] = (start + timedelta(minutes=i)).isoformat(timespec="milliseconds")
+        extra = METRICS_PER_PING - len(base[i % len(base)].expected_metrics)
+        payload["counts"].update({f"bench_counter_{n:04d}": (i * 31 + n) % 10_000 for n in range(max(0, extra))})
+        bodies.append(orjson.dumps(payload))
+    return bodies
+
+
+def flatten_stack(obj: dict) -> list[tuple[str, int | float]]:
+    """The bare flattener of stack-notes section C: numeric leaves only, no names resolved."""
+    out: list[tuple[str, int | float]] = []
+    stack: list[tuple[str, object]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            for key, child in value.items():  # type: ignore[attr-defined]
+                stack.append((f"{path}.{key}" if path else key, child))
+        elif kind is list:
+            for index, child in enumerate(value):  # type: ignore[arg-type]
+                stack.append((f"{path}[{index}]", child))
+        elif kind is int or kind is float:
+            out.append((path, value))  # type: ignore[arg-type]
+    return out
+
+
+def bench_flatten(bodies: list[bytes]) -> list[Result]:
+    """The normalize step (parse, validate, flatten, dictionary, serialize) vs parse + bare flatten."""
+    normalize = ServicePingNormalizer(MetricDictionary.from_dir())
+    headers = {"kind": "ping", "received_at": datetime.now(UTC).isoformat()}
+
+    def baseline() -> int:
+        return sum(len(flatten_stack(orjson.loads(body))) for body in bodies)
+
+    def pipeline() -> int:
+        rows = 0
+        for offset, body in enumerate(bodies):
+            record = normalize(body, headers, 0, offset)
+            orjson.dumps(record)  # what the agent sends on to the normalized topic
+            rows += len(record["metrics"])
+        return rows
+
+    floor = best_rate(baseline, repeat=3)
+    rate = best_rate(pipeline, repeat=3)
+    return [Result("service ping flatten/enrich (normalize step)", rate, "metric rows/s", floor,
+                   ">= 50% of parse + bare flatten", f"{len(bodies)} pings x ~{METRICS_PER_PING} metrics")]
+
+
+def bench_warehouse_insert(bodies: list[bytes], workdir: Path) -> float:
+    """The engine's own rate for the same metric rows, inserted in its fastest form (Arrow, one batch)."""
+    normalize = ServicePingNormalizer(MetricDictionary.from_dir())
+    rows = []
+    for offset, body in enumerate(bodies):
+        record = normalize(body, {"kind": "ping"}, 0, offset)
+        rows.extend(metric_rows(record["ping"], record["metrics"]))
+    warehouse = ChdbWarehouse(workdir / "insert-floor")
+    try:
+        migrate(warehouse)
+        started = time.perf_counter()
+        warehouse.insert("fct_ping_instance_metric", rows)
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        warehouse.close()
+
+
+async def consume_parse_rate(bootstrap: str, topic: str, expected: int) -> float:
+    """The floor: aiokafka consume + orjson.loads of the same messages, no other work."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+                                enable_auto_commit=False, max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+    await consumer.start()
+    seen = 0
+    try:
+        started = time.perf_counter()
+        while seen < expected:
+            for messages in (await consumer.getmany(timeout_ms=2000, max_records=500)).values():
+                for message in messages:
+                    orjson.loads(message.value)
+                    seen += 1
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def publish(bootstrap: str, topic: str, bodies: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=MAX_MESSAGE_BYTES, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, body, key=orjson.loads(body)["uuid"].encode()) for body in bodies]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def _start_collector(settings: Settings, bootstrap: str, port: int) -> subprocess.Popen:
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DENOMAS_TOPIC_PREFIX": settings.topic_prefix}
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "collector", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _post_paced(url: str, bodies: list[bytes], per_second: float) -> None:
+    """One post every 1/per_second seconds (a steady trickle, so latency is not queueing under a burst)."""
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as http:
+        for i, body in enumerate(bodies):
+            await asyncio.sleep(max(0.0, started + i / per_second - time.perf_counter()))
+            async with http.post(f"{url}/usage_data", data=gzip.compress(body),
+                                 headers={"Content-Encoding": "gzip"}) as response:
+                response.raise_for_status()
+
+
+async def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.2)
+
+
+async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) -> list[Result]:
+    settings = Settings.from_env(data_dir=workdir / "e2e", topic_prefix=f"bench{int(time.time())}.",
+                                 app_id=f"bench-{int(time.time())}", topic_partitions=2, sink_batch_size=100)
+    await ensure_topics(bootstrap, settings)
+    raw_topic = settings.topic(TOPIC_RAW_SERVICE_PING)
+    bodies = big_pings(pings, tag="e2e")
+    worker = WorkerProcess(settings, bootstrap)
+    worker.start()
+    results: list[Result] = []
+    try:
+        progress("  warming up the worker")
+        await publish(bootstrap, raw_topic, big_pings(5, tag="warm"))
+        await wait_until_landed(settings, bootstrap, timeout=300)
+
+        progress(f"  agents -> warehouse: {pings} pings of ~{METRICS_PER_PING} metrics published straight to the topic")
+        started = time.perf_counter()
+        await publish(bootstrap, raw_topic, bodies)
+        await wait_until_landed(settings, bootstrap, timeout=900)
+        elapsed = time.perf_counter() - started
+        floor = await consume_parse_rate(bootstrap, raw_topic, pings + 5)
+        results.append(Result("service ping agents -> warehouse", pings / elapsed, "pings/s", floor,
+                              "(floor: consume + orjson.loads)"))
+        results.append(Result("service ping agents -> warehouse, metric rows", pings * METRICS_PER_PING / elapsed,
+                              "metric rows/s", None, "", "floor in 'warehouse insert' row"))
+
+        progress("  collector -> warehouse latency: paced HTTP posts")
+        port = 18000 + os.getpid() % 1000
+        collector = _start_collector(settings, bootstrap, port)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await _wait_http(url)
+            await _post_paced(url, big_pings(100, tag="lat"), per_second=10)
+            await wait_until_landed(settings, bootstrap, timeout=300)
+            collector_rss = peak_rss_mb(collector.pid)
+        finally:
+            collector.terminate()
+            collector.wait()
+        worker_rss = peak_rss_mb(worker._proc.pid)  # type: ignore[union-attr]
+    finally:
+        worker.stop()
+
+    warehouse = ChdbWarehouse(settings.chdb_path)
+    try:
+        lags = [float(row[0]) for row in warehouse.query(
+            "SELECT dateDiff('millisecond', received_at, ingested_at) FROM fct_ping_instance FINAL "
+            "WHERE startsWith(instance_uuid, 'lat-')").rows]
+    finally:
+        warehouse.close()
+    results.append(Result("latency collector answer -> queryable, p50", percentile(lags, 50), "ms", None,
+                          "", f"{len(lags)} pings at 10/s"))
+    results.append(Result("latency collector answer -> queryable, p99", percentile(lags, 99), "ms"))
+    results.append(Result("peak RSS worker", worker_rss, "MiB", None, "< 500 MiB"))
+    results.append(Result("peak RSS collector", collector_rss, "MiB"))
+    return results
+
+
+def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
+    bodies = big_pings(50 if quick else 200, tag="micro")
+    progress("service ping: flatten/enrich vs parse + bare flatten")
+    results = bench_flatten(bodies)
+    progress("service ping: warehouse insert floor")
+    insert_rate = bench_warehouse_insert(bodies, workdir)
+    results.append(Result("warehouse insert floor (Arrow, one batch)", insert_rate, "metric rows/s"))
+    results += asyncio.run(bench_end_to_end(bootstrap, workdir, 100 if quick else 300, progress))
+    for result in results:
+        if result.unit == "metric rows/s" and result.baseline is None and "agents" in result.name:
+            result.baseline = insert_rate
+            result.target = "(floor: warehouse insert)"
+    return [replace(r) for r in results]
