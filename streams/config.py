@@ -18,6 +18,15 @@ TOPIC_RAW_SNOWPLOW = "usage.raw.snowplow"
 TOPIC_NORMALIZED_SERVICE_PING = "usage.normalized.service_ping"
 TOPIC_DLQ = "usage.dlq"
 TOPIC_ALERTS = "usage.alerts"
+# Reference data (CRM, billing, licenses): compacted, key = natural id, value = JSON, null value = delete.
+TOPIC_REF_LICENSES = "usage.ref.licenses"
+TOPIC_REF_SUBSCRIPTIONS = "usage.ref.subscriptions"
+TOPIC_REF_ACCOUNTS = "usage.ref.accounts"
+TOPIC_REF_BILLING_ACCOUNTS = "usage.ref.billing_accounts"
+TOPIC_REF_NAMESPACES = "usage.ref.namespaces"
+TOPIC_REF_ACCOUNT_MAPPINGS = "usage.ref.account_mappings"
+REFERENCE_TOPICS = (TOPIC_REF_LICENSES, TOPIC_REF_SUBSCRIPTIONS, TOPIC_REF_ACCOUNTS, TOPIC_REF_BILLING_ACCOUNTS,
+                    TOPIC_REF_NAMESPACES, TOPIC_REF_ACCOUNT_MAPPINGS)
 
 # Raw topics are the replay source (kept forever); normalized and DLQ topics are working sets.
 RAW_TOPICS = (TOPIC_RAW_SERVICE_PING, TOPIC_RAW_SEAT_LINK, TOPIC_RAW_VERSION_CHECK, TOPIC_RAW_SNOWPLOW)
@@ -33,6 +42,8 @@ MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
 def topic_config(topic: str) -> dict[str, str]:
     """Broker-side config every topic of ours is created with."""
+    if topic in REFERENCE_TOPICS:  # the latest value per key is kept forever; tombstones delete keys
+        return {"max.message.bytes": str(MAX_MESSAGE_BYTES), "cleanup.policy": "compact"}
     if topic in RAW_TOPICS:
         retention = RAW_RETENTION_MS
     elif topic == TOPIC_DLQ:

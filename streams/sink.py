@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import METRIC_FIELDS, parse_timestamp
+from streams.enrich.service_ping import ATTRIBUTE_FIELDS, parse_timestamp
 from streams.warehouse import Warehouse
 
 
@@ -60,10 +60,23 @@ def ping_row(ping: dict) -> dict:
     return row
 
 
-def metric_rows(ping: dict, metrics: list[list[Any]]) -> list[dict]:
-    recorded_at = _ts(ping["recorded_at"])
-    common = {"ping_id": ping["ping_id"], "installation_id": ping["installation_id"], "recorded_at": recorded_at}
-    return [common | dict(zip(METRIC_FIELDS, metric, strict=True)) for metric in metrics]
+def metric_columns(records: Sequence[dict]) -> dict[str, list[Any]]:
+    """fct_ping_instance_metric rows of several normalized pings, column-wise (ready for one insert)."""
+    columns: dict[str, list[Any]] = {name: [] for name in ("ping_id", "installation_id", "recorded_at",
+                                                         "metrics_path", "metric_value", "error_value",
+                                                         *ATTRIBUTE_FIELDS)}
+    for record in records:
+        ping, metrics = record["ping"], record["metrics"]
+        count = len(metrics["metrics_path"])
+        columns["ping_id"] += [ping["ping_id"]] * count
+        columns["installation_id"] += [ping["installation_id"]] * count
+        columns["recorded_at"] += [_ts(ping["recorded_at"])] * count
+        for name in ("metrics_path", "metric_value", "error_value"):
+            columns[name] += metrics[name]
+        picked = [metrics["attributes"][i] for i in metrics["attribute_index"]]
+        for position, name in enumerate(ATTRIBUTE_FIELDS):
+            columns[name] += [attrs[position] for attrs in picked]
+    return columns
 
 
 def raw_row(record: dict) -> dict:
@@ -85,11 +98,11 @@ def write_pings(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]
     by_id = list({r["ping"]["ping_id"]: r for r in reversed(records)}.values())  # first copy wins
     stored = existing_ids(warehouse, "fct_ping_instance", "ping_id", [r["ping"]["ping_id"] for r in by_id])
     fresh = [r for r in by_id if r["ping"]["ping_id"] not in stored]
-    metrics = [row for r in fresh for row in metric_rows(r["ping"], r["metrics"])]
-    warehouse.insert("fct_ping_instance_metric", metrics)
+    metrics = metric_columns(fresh)
+    warehouse.insert_columns("fct_ping_instance_metric", metrics)
     warehouse.insert("raw_service_ping", [raw_row(r) for r in fresh])
     warehouse.insert("fct_ping_instance", [ping_row(r["ping"]) for r in fresh])
-    return {"pings": len(fresh), "metric_rows": len(metrics), "duplicates": len(records) - len(fresh)}
+    return {"pings": len(fresh), "metric_rows": len(metrics["metrics_path"]), "duplicates": len(records) - len(fresh)}
 
 
 def write_ping_errors(warehouse: Warehouse, reports: Sequence[dict]) -> int:

@@ -47,6 +47,8 @@ class Warehouse(Protocol):
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int: ...
 
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int: ...
+
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
 
     def close(self) -> None: ...
@@ -92,10 +94,13 @@ def arrow_type(ch_type: str) -> pa.DataType:
     raise ValueError(f"no Arrow mapping for ClickHouse type {ch_type}")
 
 
-def rows_to_arrow(rows: Sequence[Mapping[str, Any]], column_types: Mapping[str, str]) -> pa.Table:
-    names = list(rows[0].keys())
-    arrays = [pa.array([row.get(name) for row in rows], type=arrow_type(column_types[name])) for name in names]
-    return pa.Table.from_arrays(arrays, names=names)
+def rows_to_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row.get(name) for row in rows] for name in rows[0]}
+
+
+def columns_to_arrow(columns: Mapping[str, Sequence[Any]], column_types: Mapping[str, str]) -> pa.Table:
+    arrays = [pa.array(values, type=arrow_type(column_types[name])) for name, values in columns.items()]
+    return pa.Table.from_arrays(arrays, names=list(columns))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -130,18 +135,24 @@ class ChdbWarehouse:
         return QueryResult(columns, rows, int(doc.get("statistics", {}).get("rows_read", result.rows_read())))
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        if not rows:
+        return self.insert_columns(table, rows_to_columns(rows)) if rows else 0
+
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        count = len(next(iter(columns.values()), []))
+        if not count:
             return 0
-        _check_identifier(table)
-        tbl = rows_to_arrow(rows, self._types(table))
+        return self.insert_arrow(table, columns_to_arrow(columns, self._types(_check_identifier(table))))
+
+    def insert_arrow(self, table: str, tbl: pa.Table) -> int:
         buf = io.BytesIO()
         with pa.ipc.new_stream(buf, tbl.schema) as writer:
             writer.write_table(tbl)
         columns = ", ".join(tbl.column_names)
-        with self._lock, self._session.send_insert(f"INSERT INTO {table} ({columns})", "ArrowStream") as ins:
+        with self._lock, self._session.send_insert(f"INSERT INTO {_check_identifier(table)} ({columns})",
+                                                   "ArrowStream") as ins:
             ins.append(buf.getvalue())
             ins.finish()
-        return len(rows)
+        return tbl.num_rows
 
     def _types(self, table: str) -> dict[str, str]:
         if table not in self._column_types:
@@ -189,13 +200,16 @@ class ServerWarehouse:
         return QueryResult(list(result.column_names), rows, int(result.summary.get("read_rows", 0)))
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        if not rows:
+        return self.insert_columns(table, rows_to_columns(rows)) if rows else 0
+
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        count = len(next(iter(columns.values()), []))
+        if not count:
             return 0
-        names = list(rows[0].keys())
         with self._lock:
-            self._client.insert(_check_identifier(table), [[row.get(n) for n in names] for row in rows],
-                                column_names=names)
-        return len(rows)
+            self._client.insert(_check_identifier(table), [list(v) for v in columns.values()],
+                                column_names=list(columns), column_oriented=True)
+        return count
 
     def close(self) -> None:
         self._client.close()

@@ -163,6 +163,7 @@ class MetricDictionary:
             self._by_path[definition.key_path] = definition
         # Payloads repeat the same paths (every topology node, every ping); resolve each only once.
         self._resolved: dict[str, MetricDefinition | None] = {}
+        self._attributes: dict[str, tuple[Any, ...]] = {}
 
     @classmethod
     def from_dir(cls, path: Path = SCHEMAS_DIR / "metrics") -> MetricDictionary:
@@ -213,6 +214,26 @@ class MetricDictionary:
             if candidate is not None and candidate.value_type == "object":
                 return candidate
         return None
+
+    def row_attributes(self, metrics_path: str) -> tuple[Any, ...]:
+        """What a metric row carries from its definition (the hot path of flattening: memoized).
+
+        (is_defined, time_frame, data_source, product_section, product_stage, product_group, tier,
+        performance_indicator_type, status); for an undefined path, the time frame guessed from the path.
+        """
+        attributes = self._attributes.get(metrics_path)
+        if attributes is None:
+            if len(self._attributes) >= _RESOLVED_CACHE_LIMIT:
+                self._attributes.clear()
+            attributes = self._attributes[metrics_path] = self._compute_attributes(metrics_path)
+        return attributes
+
+    def _compute_attributes(self, metrics_path: str) -> tuple[Any, ...]:
+        d = self.lookup(metrics_path)
+        if d is None:
+            return (0, time_frame_from_path(metrics_path), "", "", "", "", [], [], "")
+        return (1, d.time_frame, d.data_source, d.product_section, d.product_stage, d.product_group, list(d.tier),
+                list(d.performance_indicator_type), d.status)
 
     def time_frame(self, metrics_path: str) -> str:
         """The definition's time frame, or the guess from the path when nothing defines it."""

@@ -16,7 +16,7 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.config import SCHEMAS_DIR
-from streams.enrich.metric_dictionary import MetricDictionary, time_frame_from_path
+from streams.enrich.metric_dictionary import MetricDictionary
 
 # Identifiers that happen to be numbers: kept as columns of the ping, never as metric values
 # (pg_system_id also exceeds the 2^53 that a Float64 holds exactly).
@@ -121,22 +121,26 @@ def product_tier(edition: str | None, license_expires_at: date | None, recorded_
 def flatten_metrics(payload: dict) -> list[tuple[str, int | float]]:
     """Every numeric leaf as (dotted path, value); booleans as 1/0; list items as path[i].
 
-    Iterative (no recursion): pings carry thousands of leaves and this is the hot loop.
+    Iterative, in document order: pings carry thousands of leaves and this is the hot loop.
     """
     out: list[tuple[str, int | float]] = []
-    stack: list[tuple[str, Any]] = [(k, v) for k, v in reversed(payload.items())]
+    append = out.append
+    stack: list[tuple[str, Any]] = list(reversed(payload.items()))
+    push, pop = stack.append, stack.pop
     while stack:
-        path, value = stack.pop()
+        path, value = pop()
         kind = type(value)
-        if kind is dict:
-            stack.extend((f"{path}.{k}", v) for k, v in reversed(value.items()))
-        elif kind is list:
-            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
-        elif kind is int or kind is float:
+        if kind is int or kind is float:
             if path not in IDENTITY_PATHS:
-                out.append((path, value))
+                append((path, value))
+        elif kind is dict:
+            for key, child in reversed(value.items()):
+                push((f"{path}.{key}", child))
+        elif kind is list:
+            for index in range(len(value) - 1, -1, -1):
+                push((f"{path}[{index}]", value[index]))
         elif kind is bool:
-            out.append((path, int(value)))
+            append((path, int(value)))
     return out
 
 
@@ -162,7 +166,7 @@ def normalize_ping(payload: dict, dictionary: MetricDictionary, ping_id: int, re
     license_expires_at = _parse_date(payload.get("license_expires_at"))
     database = payload.get("database") if isinstance(payload.get("database"), dict) else {}
     pg_system_id = database.get("pg_system_id")
-    metrics = [_metric_row(path, value, dictionary) for path, value in flatten_metrics(payload)]
+    metrics = metric_columns(flatten_metrics(payload), dictionary)
     ping = {
         "ping_id": ping_id,
         "installation_id": installation_id_for(uuid, hostname),
@@ -194,8 +198,8 @@ def normalize_ping(payload: dict, dictionary: MetricDictionary, ping_id: int, re
         "license_expires_at": _iso(license_expires_at),
         "license_trial_ends_on": _iso(_parse_date(payload.get("license_trial_ends_on"))),
         "pg_system_id": pg_system_id if type(pg_system_id) is int and pg_system_id >= 0 else None,
-        "metric_count": len(metrics),
-        "error_metric_count": sum(1 for m in metrics if m[2] != 0),
+        "metric_count": len(metrics["metrics_path"]),
+        "error_metric_count": sum(1 for e in metrics["error_value"] if e),
     }
     return {"ping": ping, "metrics": metrics}
 
@@ -204,21 +208,32 @@ def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-# Metric row layout in the normalized record (compact lists: pings carry thousands of them).
-METRIC_FIELDS = (
-    "metrics_path", "metric_value", "error_value", "is_defined", "time_frame", "data_source", "product_section",
-    "product_stage", "product_group", "tier", "performance_indicator_type", "metric_status",
+# Definition attributes a metric row carries (MetricDictionary.row_attributes, in this order).
+ATTRIBUTE_FIELDS = (
+    "is_defined", "time_frame", "data_source", "product_section", "product_stage", "product_group", "tier",
+    "performance_indicator_type", "metric_status",
 )
 
 
-def _metric_row(path: str, value: int | float, dictionary: MetricDictionary) -> list[Any]:
-    is_error = value < 0
-    definition = dictionary.lookup(path)
-    head = [path, None if is_error else value, int(value) if is_error else 0]
-    if definition is None:
-        return head + [0, time_frame_from_path(path), "", "", "", "", [], [], ""]
-    return head + [
-        1, definition.time_frame, definition.data_source, definition.product_section, definition.product_stage,
-        definition.product_group, list(definition.tier), list(definition.performance_indicator_type),
-        definition.status,
-    ]
+def metric_columns(flat: list[tuple[str, int | float]], dictionary: MetricDictionary) -> dict[str, list[Any]]:
+    """The metrics of one ping, column-wise (pings carry thousands: columns serialize and insert fast).
+
+    Error markers (any negative value) become metric_value None + error_value; each metric points at its
+    definition attributes through `attribute_index` into the de-duplicated `attributes` list.
+    """
+    paths = [path for path, _ in flat]
+    values = [value if value >= 0 else None for _, value in flat]
+    errors = [0 if value >= 0 else int(value) for _, value in flat]
+    index_of: dict[int, int] = {}  # id() of the memoized attribute tuple -> its position
+    attributes: list[tuple[Any, ...]] = []
+    indices = []
+    lookup = dictionary.row_attributes
+    for path in paths:
+        attrs = lookup(path)
+        position = index_of.get(id(attrs))
+        if position is None:
+            position = index_of[id(attrs)] = len(attributes)
+            attributes.append(attrs)
+        indices.append(position)
+    return {"metrics_path": paths, "metric_value": values, "error_value": errors, "attribute_index": indices,
+            "attributes": attributes}
