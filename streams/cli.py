@@ -10,6 +10,7 @@ import shutil
 import sys
 from dataclasses import replace
 
+from streams import reference_cli
 from streams.config import Settings
 
 
@@ -78,6 +79,27 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_releases(args: argparse.Namespace, settings: Settings) -> int:
+    """Load a releases CSV into dim_app_release and the collector's live copy (Version Check answers)."""
+    from pathlib import Path
+
+    from streams.releases import load_releases_file, releases_path
+    from streams.warehouse import migrate, open_warehouse
+
+    live_copy = settings.releases_csv or settings.data_dir / "releases.csv"
+    warehouse = open_warehouse(settings)
+    try:
+        migrate(warehouse)
+        loaded, known = load_releases_file(warehouse, Path(args.file), live_copy)
+    except (OSError, ValueError) as exc:
+        print(f"releases load: {exc}; nothing loaded", file=sys.stderr)
+        return 1
+    finally:
+        warehouse.close()
+    print(f"loaded {loaded} releases from {args.file}; {known} known; collector reads {releases_path(settings)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="denomas-usage", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--write", dest="readonly", action="store_false", help="allow statements that write")
     query.set_defaults(func=cmd_query)
+
+    releases = sub.add_parser("releases", help="load Denomas releases (Version Check answers from them)")
+    releases.add_argument("action", choices=["load"])
+    releases.add_argument("file", help="CSV: version,release_date,is_security (major,minor,patch optional)")
+    releases.set_defaults(func=cmd_releases)
+
+    reference_cli.add_commands(sub)  # reference load/columns/sample, report match-rate, export cs-mart
     return parser
 
 

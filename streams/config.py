@@ -16,8 +16,12 @@ TOPIC_RAW_SEAT_LINK = "usage.raw.seat_link"
 TOPIC_RAW_VERSION_CHECK = "usage.raw.version_check"
 TOPIC_RAW_SNOWPLOW = "usage.raw.snowplow"
 TOPIC_NORMALIZED_SERVICE_PING = "usage.normalized.service_ping"
+TOPIC_NORMALIZED_SEAT_LINK = "usage.normalized.seat_link"
+TOPIC_NORMALIZED_VERSION_CHECK = "usage.normalized.version_check"
+TOPIC_NORMALIZED_SNOWPLOW = "usage.normalized.snowplow"
 TOPIC_DLQ = "usage.dlq"
 TOPIC_ALERTS = "usage.alerts"
+TOPIC_LANDED = "usage.landed"  # sinks announce which scopes they stored data for (alert evaluation)
 # Reference data (CRM, billing, licenses): compacted, key = natural id, value = JSON, null value = delete.
 TOPIC_REF_LICENSES = "usage.ref.licenses"
 TOPIC_REF_SUBSCRIPTIONS = "usage.ref.subscriptions"
@@ -74,6 +78,8 @@ class Settings:
     sink_batch_seconds: float = 1.0
     topic_prefix: str = ""  # DENOMAS_TOPIC_PREFIX: share a cluster between environments (and tests)
     app_id: str = "denomas-usage"  # DENOMAS_APP_ID: the Faust app id = the Kafka consumer group
+    releases_csv: Path | None = None  # DENOMAS_RELEASES_CSV: the release list the Version Check endpoint answers from
+    alert_rules: Path | None = None  # DENOMAS_ALERT_RULES: alert rule file (default schemas/alert_rules.yml)
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
@@ -95,6 +101,8 @@ class Settings:
             "worker_web_port": int(env.get("DENOMAS_WORKER_PORT", "6066")),
             "topic_prefix": env.get("DENOMAS_TOPIC_PREFIX", ""),
             "app_id": env.get("DENOMAS_APP_ID", "denomas-usage"),
+            "releases_csv": _env_path("DENOMAS_RELEASES_CSV", Path()) if env.get("DENOMAS_RELEASES_CSV") else None,
+            "alert_rules": _env_path("DENOMAS_ALERT_RULES", Path()) if env.get("DENOMAS_ALERT_RULES") else None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -535,8 +535,9 @@ def _licenses(
             _License(
                 key=key,
                 from_week=from_week,
-                key_md5=hashlib.md5(key.encode()).hexdigest(),
-                key_sha256=hashlib.sha256(key.encode()).hexdigest(),
+                # The product hashes License#normalized_data: the key with exactly one trailing newline.
+                key_md5=hashlib.md5(f"{key}\n".encode()).hexdigest(),
+                key_sha256=hashlib.sha256(f"{key}\n".encode()).hexdigest(),
                 license_id=rng.randint(10_000, 999_999),
                 seats=100 if trial else seats,
                 plan=plan,

@@ -73,7 +73,8 @@ def metric_columns(records: Sequence[dict]) -> dict[str, list[Any]]:
         columns["recorded_at"] += [_ts(ping["recorded_at"])] * count
         for name in ("metrics_path", "metric_value", "error_value"):
             columns[name] += metrics[name]
-        picked = [metrics["attributes"][i] for i in metrics["attribute_index"]]
+        by_id = {attribute_id: attrs for attribute_id, attrs in metrics["attributes"]}
+        picked = [by_id[i] for i in metrics["attribute_id"]]
         for position, name in enumerate(ATTRIBUTE_FIELDS):
             columns[name] += [attrs[position] for attrs in picked]
     return columns

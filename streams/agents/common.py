@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import faust
 import orjson
 
-from streams.config import Settings, topic_config
+from streams.config import TOPIC_LANDED, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import parse_timestamp, stable_id
 from streams.warehouse import Warehouse
@@ -59,6 +59,7 @@ class AgentContext:
     dictionary: MetricDictionary
     stats: SinkStats
     dlq: faust.TopicT
+    _landed: faust.TopicT | None = field(default=None, repr=False)
 
     def topic(self, name: str) -> faust.TopicT:
         return self.app.topic(self.settings.topic(name), value_type=bytes, config=topic_config(name))
@@ -68,6 +69,23 @@ class AgentContext:
         value, headers = dead_letter(event, source, stage, reason)
         encoded = {name: text.encode() for name, text in headers.items()}
         return await self.dlq.send(key=source.encode(), value=value, headers=encoded)
+
+    async def announce_landed(self, source: str, scopes: Iterable[tuple[str, str]]) -> None:
+        """Tell the alert evaluator that `source` stored data for these (scope_type, scope_id) scopes.
+
+        Call it after the write succeeded and before the batch is acked (it waits for the broker), e.g.
+        `await ctx.announce_landed("service_ping", [("instance", installation_id), ...])`. One small record
+        per distinct scope on usage.landed, keyed by scope, so one scope is evaluated in order.
+        """
+        if self._landed is None:
+            self._landed = self.topic(TOPIC_LANDED)
+        landed_at = datetime.now(UTC).isoformat()
+        pending = [
+            await self._landed.send(key=f"{scope_type}:{scope_id}".encode(), value=orjson.dumps(
+                {"source": source, "scope_type": scope_type, "scope_id": scope_id, "landed_at": landed_at}))
+            for scope_type, scope_id in dict.fromkeys(scopes) if scope_id
+        ]
+        await asyncio.gather(*pending)
 
 
 def event_headers(event: faust.EventT) -> dict[str, str]:

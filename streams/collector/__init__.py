@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from streams.collector import service_ping
+from streams.collector import seat_link, service_ping, snowplow, version_check
 from streams.collector.common import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -29,7 +29,7 @@ from streams.config import Settings
 __all__ = ["BadRequest", "Collector", "Publisher", "RunningCollector", "build_app", "decode_body",
            "parse_json_object", "serve"]
 
-SOURCES = [service_ping]
+SOURCES = [service_ping, seat_link, version_check, snowplow]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -164,6 +164,10 @@ class MetricDictionary:
         # Payloads repeat the same paths (every topology node, every ping); resolve each only once.
         self._resolved: dict[str, MetricDefinition | None] = {}
         self._attributes: dict[str, tuple[Any, ...]] = {}
+        # Each distinct attribute tuple gets a small id, so a ping's metrics carry ids, not copies.
+        self._attribute_id_of_path: dict[str, int] = {}
+        self._attribute_id_of_tuple: dict[tuple[Any, ...], int] = {}
+        self.attributes_by_id: list[tuple[Any, ...]] = []
 
     @classmethod
     def from_dir(cls, path: Path = SCHEMAS_DIR / "metrics") -> MetricDictionary:
@@ -227,6 +231,25 @@ class MetricDictionary:
                 self._attributes.clear()
             attributes = self._attributes[metrics_path] = self._compute_attributes(metrics_path)
         return attributes
+
+    def attribute_ids(self, paths: list[str]) -> list[int]:
+        """The attribute id of each path (see row_attributes); `attributes_by_id[i]` is the tuple."""
+        ids = list(map(self._attribute_id_of_path.get, paths))
+        if None in ids:  # paths seen for the first time
+            ids = [i if i is not None else self._new_attribute_id(p) for p, i in zip(paths, ids, strict=True)]
+        return ids  # type: ignore[return-value]
+
+    def _new_attribute_id(self, metrics_path: str) -> int:
+        if len(self._attribute_id_of_path) >= _RESOLVED_CACHE_LIMIT:
+            self._attribute_id_of_path.clear()  # ids stay valid: only the path memo is dropped
+        attributes = tuple(self._compute_attributes(metrics_path))
+        key = tuple(tuple(a) if isinstance(a, list) else a for a in attributes)
+        attribute_id = self._attribute_id_of_tuple.get(key)
+        if attribute_id is None:
+            attribute_id = self._attribute_id_of_tuple[key] = len(self.attributes_by_id)
+            self.attributes_by_id.append(attributes)
+        self._attribute_id_of_path[metrics_path] = attribute_id
+        return attribute_id
 
     def _compute_attributes(self, metrics_path: str) -> tuple[Any, ...]:
         d = self.lookup(metrics_path)

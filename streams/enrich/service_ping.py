@@ -215,25 +215,19 @@ ATTRIBUTE_FIELDS = (
 )
 
 
-def metric_columns(flat: list[tuple[str, int | float]], dictionary: MetricDictionary) -> dict[str, list[Any]]:
+def metric_columns(flat: list[tuple[str, int | float]], dictionary: MetricDictionary) -> dict[str, Any]:
     """The metrics of one ping, column-wise (pings carry thousands: columns serialize and insert fast).
 
-    Error markers (any negative value) become metric_value None + error_value; each metric points at its
-    definition attributes through `attribute_index` into the de-duplicated `attributes` list.
+    Error markers (any negative value) become metric_value None + error_value. Each metric points at its
+    definition attributes (ATTRIBUTE_FIELDS) by id; `attributes` holds the [id, attributes] pairs used.
     """
     paths = [path for path, _ in flat]
-    values = [value if value >= 0 else None for _, value in flat]
-    errors = [0 if value >= 0 else int(value) for _, value in flat]
-    index_of: dict[int, int] = {}  # id() of the memoized attribute tuple -> its position
-    attributes: list[tuple[Any, ...]] = []
-    indices = []
-    lookup = dictionary.row_attributes
-    for path in paths:
-        attrs = lookup(path)
-        position = index_of.get(id(attrs))
-        if position is None:
-            position = index_of[id(attrs)] = len(attributes)
-            attributes.append(attrs)
-        indices.append(position)
-    return {"metrics_path": paths, "metric_value": values, "error_value": errors, "attribute_index": indices,
-            "attributes": attributes}
+    ids = dictionary.attribute_ids(paths)
+    table = dictionary.attributes_by_id
+    return {
+        "metrics_path": paths,
+        "metric_value": [value if value >= 0 else None for _, value in flat],
+        "error_value": [0 if value >= 0 else int(value) for _, value in flat],
+        "attribute_id": ids,
+        "attributes": [[i, table[i]] for i in set(ids)],
+    }

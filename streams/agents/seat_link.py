@@ -1,0 +1,93 @@
+"""Seat Link agents.
+
+  usage.raw.seat_link --normalize_seat_link--> usage.normalized.seat_link --seat_link_sink--> fct_seat_link
+                              \\--> usage.dlq (not JSON, schema, unusable timestamp; key hashed, never in clear)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import orjson
+
+from streams.agents.common import AgentContext, Rejected, received_at, sink_batches, write_with_retry
+from streams.agents.normalizing import normalize_batches
+from streams.config import TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK
+from streams.enrich.seat_link import KEY_FIELD, hash_license_key, normalize_seat_link, validation_errors
+from streams.enrich.service_ping import parse_timestamp
+from streams.sink import existing_ids, unique_by
+from streams.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+CONSUMED_TOPICS = [TOPIC_RAW_SEAT_LINK, TOPIC_NORMALIZED_SEAT_LINK]
+
+
+def redact(value: bytes) -> bytes:
+    """The bytes a dead letter may keep: a key in clear (from a producer other than our collector) is hashed."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    if isinstance(document, dict) and KEY_FIELD in document:
+        return orjson.dumps(hash_license_key(document))
+    return value
+
+
+def normalize(value: bytes, headers: dict[str, str], message: Any = None) -> dict:
+    """Raw record -> fct_seat_link record (pure; raises Rejected for anything that cannot be used)."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("validate", f"not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise Rejected("validate", f"expected a JSON object, got {type(document).__name__}")
+    report = hash_license_key(document) if KEY_FIELD in document else document
+    errors = validation_errors(report)
+    if errors:
+        raise Rejected("validate", "schema: " + "; ".join(errors))
+    try:
+        record = normalize_seat_link(report, received_at(headers))
+    except ValueError as exc:
+        raise Rejected("normalize", str(exc)) from exc
+    record["payload"] = orjson.dumps(report).decode() if report is not document else value.decode()
+    return record
+
+
+def seat_link_row(record: dict) -> dict:
+    return record | {
+        "report_timestamp": parse_timestamp(record["report_timestamp"]),
+        "report_date": date.fromisoformat(record["report_date"]),
+        "received_at": parse_timestamp(record["received_at"]),
+    }
+
+
+def write_seat_links(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
+    """Idempotent: a report already stored (same seat_link_id) is skipped, in the batch and across batches."""
+    rows = unique_by(records, "seat_link_id")
+    stored = existing_ids(warehouse, "fct_seat_link", "seat_link_id", [r["seat_link_id"] for r in rows])
+    fresh = [seat_link_row(r) for r in rows if r["seat_link_id"] not in stored]
+    warehouse.insert("fct_seat_link", fresh)
+    return {"seat_links": len(fresh), "seat_link_duplicates": len(records) - len(fresh)}
+
+
+def register(ctx: AgentContext) -> None:
+    raw = ctx.topic(TOPIC_RAW_SEAT_LINK)
+    normalized = ctx.topic(TOPIC_NORMALIZED_SEAT_LINK)
+    warehouse, settings = ctx.warehouse, ctx.settings
+
+    @ctx.app.agent(raw, name="normalize_seat_link")
+    async def normalize_seat_link_agent(stream: Any) -> None:
+        await normalize_batches(ctx, stream, "seat_link", normalize, normalized, redact)
+
+    async def write(records: list[dict]) -> None:
+        counts = await write_with_retry(lambda: write_seat_links(warehouse, records), "seat links", warehouse)
+        ctx.stats.add(**counts)
+        log.info("stored %s", counts)
+
+    @ctx.app.agent(normalized, name="seat_link_sink")
+    async def seat_link_sink(stream: Any) -> None:
+        await sink_batches(ctx, stream, "seat_link", write, settings.sink_batch_size, settings.sink_batch_seconds)

@@ -1,0 +1,428 @@
+"""Alert rules: the YAML file (`schemas/alert_rules.yml`, or `--rules FILE`), loaded and validated.
+
+A rule says which scope to watch (instance, subscription, account, namespace), which active-user signal
+(Service Ping, Seat Link or product events), when it fires (a relative drop, an absolute drop, or a value
+below a band learned from the scope's own history), whom it ignores (scopes below a minimum population),
+how long it stays quiet after resolving (cooldown) and when it resolves (back above a recovery threshold).
+Destinations (webhooks, Slack) are listed in the same file. Every problem is reported with the file, the
+rule and the field, all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from streams.config import SCHEMAS_DIR
+
+DEFAULT_RULES_FILE = SCHEMAS_DIR / "alert_rules.yml"
+
+SCOPES = ("instance", "subscription", "account", "namespace")
+SOURCES = ("service_ping", "seat_link", "events")
+# Which scopes each source can be read at (namespaces exist only in product events).
+SOURCE_SCOPES = {
+    "service_ping": ("instance", "subscription", "account"),
+    "seat_link": ("instance", "subscription", "account"),
+    "events": ("instance", "namespace", "subscription", "account"),
+}
+CONDITION_TYPES = ("relative_drop", "absolute_drop", "below_band")
+PERIODS = {"day": 1, "week": 7}
+FORMATS = ("json", "slack")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_DURATION = re.compile(r"^(\d+)\s*([dw])$")
+
+
+class RuleError(ValueError):
+    """The rule file cannot be used; `problems` lists every "file: rule 'x': field: problem"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid alert rules:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Signal:
+    source: str  # service_ping | seat_link | events
+    measure: str  # service_ping: 'active_user_count' or 'metric'; seat_link: 'active_user_count'; events: 'users'
+    metric: str | None = None  # service_ping metrics_path when measure == 'metric'
+    window_days: int = 28  # events: distinct users over the 7 or 28 days ending on the period's day
+    period: str = "week"  # one point per week (Service Ping) or per day (Seat Link, events)
+
+    @property
+    def step_days(self) -> int:
+        """Distance between comparable points: one period, or one whole window for rolling event windows."""
+        return self.window_days if self.source == "events" else PERIODS[self.period]
+
+    def describe(self) -> str:
+        if self.source == "events":
+            return f"events: distinct users over {self.window_days}d"
+        if self.measure == "metric":
+            return f"{self.source}: {self.metric}"
+        return f"{self.source}: {self.measure}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str  # relative_drop | absolute_drop | below_band
+    min_drop_pct: float = 0.0  # relative_drop: fire when (previous - value) / previous >= this %
+    min_drop: float = 0.0  # absolute_drop: fire when previous - value >= this
+    points: int = 8  # below_band: the band is learned from this many earlier comparable points
+    min_points: int = 4  # below_band: no band (and no alert) with fewer points than this
+    k: float = 3.0  # below_band: lower bound = median - k * MAD
+    min_width_pct: float = 0.0  # below_band: the band is at least this % of the median wide (MAD can be 0)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    scope: str
+    signal: Signal
+    condition: Condition
+    description: str = ""
+    min_population: float = 0.0  # scopes whose baseline is below this many users never alert
+    cooldown_days: int = 7  # after resolving, no new alert for this scope and rule for this long (data time)
+    recovery_pct: float = 90.0  # resolved when the value is back to >= this % of the baseline it dropped from
+    carry_forward_days: int = 28  # roll-ups: a member's last value counts for this long when it has no newer one
+    include_ongoing: bool = False  # events: also evaluate today's (incomplete) window
+    enabled: bool = True
+
+    @property
+    def lookback_days(self) -> int:
+        """History a point needs: the comparable earlier points, plus the roll-up carry-forward."""
+        points = self.condition.points if self.condition.type == "below_band" else 1
+        return self.signal.step_days * (points + 1) + self.carry_forward_days
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    url: str
+    format: str = "json"  # json: the event, signed | slack: {"text": ...}
+    secret: str | None = field(default=None, repr=False)  # HMAC key, read from the env variable secret_env
+    rules: tuple[str, ...] = ()  # empty: every rule
+    attempts: int = 4  # tries in line before the event is parked for later retries
+    backoff_seconds: float = 0.5  # first wait; doubles after each failure
+    max_backoff_seconds: float = 300.0
+    timeout_seconds: float = 10.0
+    max_parked_attempts: int = 50  # after this many tries in total the event goes to the dead-letter topic
+
+    def wants(self, rule: str) -> bool:
+        return not self.rules or rule in self.rules
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    rules: tuple[Rule, ...]
+    destinations: tuple[Destination, ...] = ()
+    source: str = "<memory>"
+
+    def rule(self, name: str) -> Rule:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(f"no rule named {name!r} in {self.source}")
+
+    def active(self) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.rules if rule.enabled)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Problems:
+    """Collects problems with their location instead of stopping at the first one."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, where: str, field_name: str, problem: str) -> None:
+        self.items.append(f"{self.source}: {where}: {field_name}: {problem}")
+
+
+def parse_days(value: Any) -> int:
+    """'14d', '2w', 0 or 3 (days) -> days."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 14d or 2w, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    match = _DURATION.match(str(value).strip().lower())
+    if not match:
+        raise ValueError(f"expected a duration like 14d or 2w, got {value!r}")
+    return int(match.group(1)) * (7 if match.group(2) == "w" else 1)
+
+
+def _number(raw: Mapping[str, Any], key: str, default: float, problems: _Problems, where: str,
+            low: float | None = None, high: float | None = None, integer: bool = False) -> Any:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.add(where, key, f"must be a number, got {value!r}")
+        return default
+    if integer and value != int(value):
+        problems.add(where, key, f"must be a whole number, got {value!r}")
+        return default
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        problems.add(where, key, f"must be {bounds}, got {value!r}")
+        return default
+    return int(value) if integer else float(value)
+
+
+def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], problems: _Problems, where: str, prefix: str) -> None:
+    for key in sorted(set(raw) - allowed):
+        problems.add(where, f"{prefix}{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _signal(raw: Any, problems: _Problems, where: str, metrics: Mapping[str, str] | None) -> Signal | None:
+    if not isinstance(raw, Mapping):
+        problems.add(where, "signal", "must be a mapping with at least 'source'")
+        return None
+    _unknown_keys(raw, {"source", "measure", "metric", "window", "period"}, problems, where, "signal.")
+    source = raw.get("source")
+    if source not in SOURCES:
+        problems.add(where, "signal.source", f"must be one of {', '.join(SOURCES)}, got {source!r}")
+        return None
+    default_period = "week" if source == "service_ping" else "day"
+    period = raw.get("period", default_period)
+    if period not in PERIODS or (source == "events" and period != "day"):
+        allowed = "day" if source == "events" else "day, week"
+        problems.add(where, "signal.period", f"must be one of {allowed}, got {period!r}")
+        period = default_period
+    if source == "events":
+        window = str(raw.get("window", "28d"))
+        if window not in ("7d", "28d"):
+            problems.add(where, "signal.window", f"must be 7d or 28d, got {raw.get('window')!r}")
+            window = "28d"
+        for key in ("measure", "metric"):
+            if key in raw:
+                problems.add(where, f"signal.{key}", "not used by events (distinct users of the window)")
+        return Signal("events", "users", None, int(window[:-1]), "day")
+    if "window" in raw:
+        problems.add(where, "signal.window", "only events signals have a window; pick a 7d or 28d metric instead")
+    metric = raw.get("metric")
+    measure = raw.get("measure", "metric" if metric is not None else "active_user_count")
+    if source == "seat_link":
+        if measure != "active_user_count" or metric is not None:
+            problems.add(where, "signal.measure", "Seat Link offers active_user_count only")
+        return Signal("seat_link", "active_user_count", None, 28, period)
+    if measure not in ("active_user_count", "metric"):
+        problems.add(where, "signal.measure", f"must be active_user_count or metric, got {measure!r}")
+        return None
+    if measure == "metric":
+        if not isinstance(metric, str) or not metric.strip():
+            problems.add(where, "signal.metric", "a Service Ping metrics_path is required")
+            return None
+        if metrics is not None:
+            time_frame = metrics.get(metric)
+            if time_frame is None:
+                problems.add(where, "signal.metric", f"{metric!r} is not in the metric dictionary (schemas/metrics)")
+            elif time_frame not in ("7d", "28d"):
+                problems.add(where, "signal.metric",
+                             f"{metric!r} has time_frame {time_frame}; active users need a 7d or 28d metric")
+    elif metric is not None:
+        problems.add(where, "signal.metric", "given, but measure is active_user_count")
+    return Signal("service_ping", measure, metric if measure == "metric" else None, 28, period)
+
+
+def _condition(raw: Any, problems: _Problems, where: str) -> Condition | None:
+    if not isinstance(raw, Mapping):
+        problems.add(where, "condition", "must be a mapping with a 'type'")
+        return None
+    kind = raw.get("type")
+    if kind not in CONDITION_TYPES:
+        problems.add(where, "condition.type", f"must be one of {', '.join(CONDITION_TYPES)}, got {kind!r}")
+        return None
+    if kind == "relative_drop":
+        _unknown_keys(raw, {"type", "min_drop_pct"}, problems, where, "condition.")
+        if "min_drop_pct" not in raw:
+            problems.add(where, "condition.min_drop_pct", "required for relative_drop")
+        pct = _number(raw, "min_drop_pct", 0.0, problems, where, low=0.0, high=100.0)
+        if pct == 0.0 and "min_drop_pct" in raw:
+            problems.add(where, "condition.min_drop_pct", "must be above 0")
+        return Condition("relative_drop", min_drop_pct=pct)
+    if kind == "absolute_drop":
+        _unknown_keys(raw, {"type", "min_drop"}, problems, where, "condition.")
+        if "min_drop" not in raw:
+            problems.add(where, "condition.min_drop", "required for absolute_drop")
+        drop = _number(raw, "min_drop", 0.0, problems, where, low=0.0)
+        if drop == 0.0 and "min_drop" in raw:
+            problems.add(where, "condition.min_drop", "must be above 0")
+        return Condition("absolute_drop", min_drop=drop)
+    _unknown_keys(raw, {"type", "points", "min_points", "k", "min_width_pct"}, problems, where, "condition.")
+    points = _number(raw, "points", 8, problems, where, low=2, high=365, integer=True)
+    min_points = _number(raw, "min_points", min(4, points), problems, where, low=2, high=365, integer=True)
+    if min_points > points:
+        problems.add(where, "condition.min_points", f"must not exceed points ({points})")
+        min_points = points
+    k = _number(raw, "k", 3.0, problems, where, low=0.0)
+    width = _number(raw, "min_width_pct", 0.0, problems, where, low=0.0, high=100.0)
+    return Condition("below_band", points=points, min_points=min_points, k=k, min_width_pct=width)
+
+
+_RULE_KEYS = {"name", "description", "scope", "signal", "condition", "min_population", "cooldown", "resolve",
+              "carry_forward", "include_ongoing", "enabled"}
+
+
+def _rule(raw: Any, index: int, problems: _Problems, metrics: Mapping[str, str] | None) -> Rule | None:
+    where = f"rule #{index + 1}"
+    if not isinstance(raw, Mapping):
+        problems.add(where, "-", "each rule must be a mapping")
+        return None
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.add(where, "name", f"must be lower_snake_case (a-z, 0-9, _), got {name!r}")
+        name = None
+    else:
+        where = f"rule {name!r}"
+    _unknown_keys(raw, _RULE_KEYS, problems, where, "")
+    scope = raw.get("scope")
+    signal = _signal(raw.get("signal"), problems, where, metrics)
+    if scope not in SCOPES:
+        problems.add(where, "scope", f"must be one of {', '.join(SCOPES)}, got {scope!r}")
+    elif signal is not None and scope not in SOURCE_SCOPES[signal.source]:
+        problems.add(where, "scope", f"{signal.source} can be read per {', '.join(SOURCE_SCOPES[signal.source])}, "
+                                     f"not per {scope}")
+    condition = _condition(raw.get("condition"), problems, where)
+    min_population = _number(raw, "min_population", 0.0, problems, where, low=0.0)
+    days = {"cooldown": 7, "carry_forward": 28 if signal is None or signal.period == "week" else 7}
+    for key, default in list(days.items()):
+        try:
+            days[key] = parse_days(raw.get(key, default))
+        except ValueError as exc:
+            problems.add(where, key, str(exc))
+    resolve = raw.get("resolve", {})
+    recovery = 90.0
+    if not isinstance(resolve, Mapping):
+        problems.add(where, "resolve", "must be a mapping like {recovery_pct: 90}")
+    else:
+        _unknown_keys(resolve, {"recovery_pct"}, problems, where, "resolve.")
+        recovery = _number(resolve, "recovery_pct", 90.0, problems, where, low=0.0, high=1000.0)
+        if condition is not None and condition.type == "relative_drop" and recovery <= 100 - condition.min_drop_pct:
+            problems.add(where, "resolve.recovery_pct",
+                         f"must be above {100 - condition.min_drop_pct:g} (the level the alert fires at), "
+                         "or a firing value would count as recovered")
+    flags = {}
+    for key, default in (("include_ongoing", False), ("enabled", True)):
+        flags[key] = raw.get(key, default)
+        if not isinstance(flags[key], bool):
+            problems.add(where, key, f"must be true or false, got {flags[key]!r}")
+            flags[key] = default
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.add(where, "description", "must be text")
+        description = ""
+    if name is None or signal is None or condition is None or scope not in SCOPES:
+        return None
+    return Rule(name=name, scope=scope, signal=signal, condition=condition, description=description.strip(),
+                min_population=min_population, cooldown_days=days["cooldown"], recovery_pct=recovery,
+                carry_forward_days=days["carry_forward"], include_ongoing=flags["include_ongoing"],
+                enabled=flags["enabled"])
+
+
+_DESTINATION_KEYS = {"name", "url", "url_env", "format", "secret_env", "rules", "attempts", "backoff_seconds",
+                     "max_backoff_seconds", "timeout_seconds", "max_parked_attempts"}
+
+
+def _destination(raw: Any, index: int, problems: _Problems, rule_names: set[str],
+                 env: Mapping[str, str]) -> Destination | None:
+    where = f"destination #{index + 1}"
+    if not isinstance(raw, Mapping):
+        problems.add(where, "-", "each destination must be a mapping")
+        return None
+    name = raw.get("name")
+    if isinstance(name, str) and _NAME.match(name):
+        where = f"destination {name!r}"
+    else:
+        problems.add(where, "name", f"must be lower_snake_case, got {name!r}")
+    _unknown_keys(raw, _DESTINATION_KEYS, problems, where, "")
+    url = raw.get("url")
+    if "url_env" in raw:
+        url = env.get(str(raw["url_env"]))
+        if not url:
+            problems.add(where, "url_env", f"environment variable {raw['url_env']} is not set")
+    parsed = urlparse(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        if "url_env" not in raw or url:
+            problems.add(where, "url", "must be an http(s) URL")
+        url = None
+    is_slack = bool(parsed and parsed.hostname and parsed.hostname.endswith("hooks.slack.com"))
+    fmt = raw.get("format", "slack" if is_slack else "json")
+    if fmt not in FORMATS:
+        problems.add(where, "format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    secret = None
+    if "secret_env" in raw:
+        secret = env.get(str(raw["secret_env"]))
+        if not secret:
+            problems.add(where, "secret_env", f"environment variable {raw['secret_env']} is not set")
+    elif fmt == "json":
+        problems.add(where, "secret_env", "required for json webhooks: receivers verify the HMAC signature")
+    rules = raw.get("rules", [])
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        problems.add(where, "rules", "must be a list of rule names")
+        rules = []
+    for rule in rules:
+        if rule not in rule_names:
+            problems.add(where, "rules", f"no rule named {rule!r}")
+    attempts = _number(raw, "attempts", 4, problems, where, low=1, high=20, integer=True)
+    backoff = _number(raw, "backoff_seconds", 0.5, problems, where, low=0.0)
+    max_backoff = _number(raw, "max_backoff_seconds", 300.0, problems, where, low=0.0)
+    timeout = _number(raw, "timeout_seconds", 10.0, problems, where, low=0.1)
+    parked = _number(raw, "max_parked_attempts", 50, problems, where, low=1, integer=True)
+    if not isinstance(name, str) or url is None or fmt not in FORMATS:
+        return None
+    return Destination(name=name, url=url, format=fmt, secret=secret, rules=tuple(rules), attempts=attempts,
+                       backoff_seconds=backoff, max_backoff_seconds=max_backoff, timeout_seconds=timeout,
+                       max_parked_attempts=parked)
+
+
+def parse_config(raw: Any, source: str = "<memory>", metrics: Mapping[str, str] | None = None,
+                 env: Mapping[str, str] | None = None) -> AlertConfig:
+    """Validate a loaded YAML document. `metrics` (metrics_path -> time_frame) checks Service Ping metrics."""
+    problems = _Problems(source)
+    env = os.environ if env is None else env
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("rules"), list):
+        raise RuleError([f"{source}: top level: rules: must be a mapping with a 'rules:' list"])
+    _unknown_keys(raw, {"rules", "destinations"}, problems, "top level", "")
+    rules = [_rule(item, i, problems, metrics) for i, item in enumerate(raw["rules"])]
+    names = [rule.name for rule in rules if rule is not None]
+    for duplicate in sorted({n for n in names if names.count(n) > 1}):
+        problems.add(f"rule {duplicate!r}", "name", "used by more than one rule")
+    destinations_raw = raw.get("destinations") or []
+    if not isinstance(destinations_raw, list):
+        problems.add("top level", "destinations", "must be a list")
+        destinations_raw = []
+    destinations = [_destination(item, i, problems, set(names), env) for i, item in enumerate(destinations_raw)]
+    dest_names = [d.name for d in destinations if d is not None]
+    for duplicate in sorted({n for n in dest_names if dest_names.count(n) > 1}):
+        problems.add(f"destination {duplicate!r}", "name", "used by more than one destination")
+    if problems.items:
+        raise RuleError(problems.items)
+    return AlertConfig(tuple(r for r in rules if r is not None), tuple(d for d in destinations if d is not None),
+                       source)
+
+
+def load_rules(path: Path | None = None, metrics: Mapping[str, str] | None = None,
+               env: Mapping[str, str] | None = None) -> AlertConfig:
+    """Read and validate a rule file (default: schemas/alert_rules.yml)."""
+    path = path or DEFAULT_RULES_FILE
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RuleError([f"{path}: cannot read: {exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise RuleError([f"{path}: not valid YAML: {exc}"]) from exc
+    return parse_config(raw, str(path), metrics, env)
+
+
+def metric_time_frames(dictionary: Any) -> dict[str, str]:
+    """metrics_path -> time_frame from a MetricDictionary, for `parse_config(metrics=...)`."""
+    return {d.key_path: d.time_frame for d in dictionary.definitions}

@@ -1,0 +1,157 @@
+"""Snowplow endpoints, as the official trackers call them (ingestion-anchors.md sections 1.1-1.5).
+
+  POST /com.snowplowanalytics.snowplow/tp2   payload_data JSON: one Kafka record per event     -> 200 "ok"
+  GET|HEAD /i, /ice.png                        one event in the query string                     -> 200, 1x1 GIF
+  OPTIONS on those paths                       CORS preflight
+
+Answers follow what trackers retry (snowplow-tracker's `Emitter._should_retry`: 2xx is success; 400, 401,
+403, 410 and 422 are never retried; anything else, and connection errors, are retried with back-off):
+- 200 once the broker acknowledged every event of the request. Events are checked by the agent, not here,
+  so a bad event inside a good request is accepted and becomes a bad row (Snowplow's collector does the same).
+- 400 (not JSON, bad encoding, too large, undecodable query) or 422 (JSON but not payload_data): the request
+  holds no usable event and a retry cannot help. Its bytes still go to the raw topic, marked bad with the
+  reason, so the agent dead-letters them: nothing is silently dropped.
+- 503 when the broker did not take the records: the tracker retries; copies that did reach the broker are
+  exact duplicates, which the sink drops.
+
+Receipt headers: received_at (collector_tstamp), request_id + event_index, user agent, and the client IP
+(the tracker's `ip` parameter, else X-Forwarded-For, else the peer; none with `SP-Anonymous`). The IP only
+serves the agent's geo lookup and is dropped there; it is removed from the event body here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from streams.collector.common import BadRequest, Collector, decode_body
+from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SNOWPLOW
+from streams.enrich.snowplow import (
+    BAD_FORMAT,
+    BAD_SIZE,
+    H_BAD_ROW_TYPE,
+    H_CLIENT_IP,
+    H_EVENT_INDEX,
+    H_REASON,
+    H_USERAGENT,
+    EnvelopeError,
+    partition_key,
+    query_event,
+    split_payload,
+    take_ip,
+)
+
+POST_PATH = "/com.snowplowanalytics.snowplow/tp2"
+PIXEL_PATHS = ("/i", "/ice.png")
+# The smallest transparent GIF (43 bytes), what Snowplow's collector answers on the pixel paths.
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+_PIXEL_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate"}
+_KEPT_BAD_BYTES = 1024 * 1024  # of an oversized body, the first MiB is kept for the bad row
+# The `ip` parameter in a JSON body or a query string (bad bodies are kept, but never with an IP in them).
+_IP_JSON = re.compile(rb'"ip"\s*:\s*"[^"]*"')
+_IP_QUERY = re.compile(rb"(^|[?&])ip=[^&]*")
+
+
+def redact_ip_params(body: bytes) -> bytes:
+    return _IP_QUERY.sub(rb"\1ip=", _IP_JSON.sub(b'"ip":""', body))
+
+
+def cors_headers(request: web.Request) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": request.headers.get("Origin") or "*",
+            "Access-Control-Allow-Credentials": "true"}
+
+
+def client_ip(request: web.Request) -> str | None:
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    first = forwarded.split(",")[0].strip()
+    return first or request.remote
+
+
+class TooLarge(Exception):
+    def __init__(self, head: bytes) -> None:
+        super().__init__("body too large")
+        self.head = head
+
+
+async def read_limited(request: web.Request) -> bytes:
+    """The body; over the limit, TooLarge with its first MiB (answered as a bad row, not a retryable 413)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise TooLarge(await request.content.read(_KEPT_BAD_BYTES))
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TooLarge(b"".join(chunks)[:_KEPT_BAD_BYTES])
+    return b"".join(chunks)
+
+
+def routes(collector: Collector) -> list[web.RouteDef]:
+    topic = collector.settings.topic(TOPIC_RAW_SNOWPLOW)
+
+    def base_headers(request: web.Request, kind: str) -> dict[str, str]:
+        return collector.receipt("snowplow", kind) | {H_USERAGENT: request.headers.get("User-Agent", "")[:1000]}
+
+    async def publish_events(request: web.Request, events: list[Any]) -> None:
+        common = base_headers(request, "event")
+        anonymous = "SP-Anonymous" in request.headers
+        connection_ip = None if anonymous else client_ip(request)
+        sends = []
+        for index, event in enumerate(events):
+            ip = take_ip(event)
+            headers = common | {H_EVENT_INDEX: str(index)}
+            if not anonymous and (ip or connection_ip):
+                headers[H_CLIENT_IP] = ip or connection_ip  # type: ignore[assignment]
+            sends.append(collector.publish(topic, partition_key(event), orjson.dumps(event), headers))
+        await asyncio.gather(*sends)
+
+    async def publish_bad(request: web.Request, original: bytes, error: EnvelopeError) -> web.Response:
+        headers = base_headers(request, "bad_request") | {
+            H_EVENT_INDEX: "0", H_BAD_ROW_TYPE: error.bad_row_type, H_REASON: error.reason[:1000]}
+        await collector.publish(topic, None, redact_ip_params(original), headers)
+        return web.json_response({"error": error.reason}, status=error.status, headers=cors_headers(request))
+
+    async def post_events(request: web.Request) -> web.Response:
+        try:
+            raw = await read_limited(request)
+        except TooLarge as exc:
+            return await publish_bad(request, exc.head, EnvelopeError(
+                400, BAD_SIZE, f"body exceeds {MAX_BODY_BYTES} bytes; send smaller batches"))
+        try:
+            try:
+                body = decode_body(raw, request.headers.get("Content-Encoding", ""))
+            except BadRequest as exc:
+                raise EnvelopeError(400, BAD_SIZE if exc.status == 413 else BAD_FORMAT, exc.reason) from exc
+            events = split_payload(body)
+        except EnvelopeError as exc:
+            return await publish_bad(request, raw, exc)
+        await publish_events(request, events)
+        return web.Response(text="ok", content_type="text/plain", headers=cors_headers(request))
+
+    async def pixel(request: web.Request) -> web.Response:
+        raw_query = request.rel_url.raw_query_string
+        try:
+            event = query_event(raw_query)
+        except EnvelopeError as exc:
+            return await publish_bad(request, raw_query.encode(), exc)
+        if event:
+            await publish_events(request, [event])
+        return web.Response(body=PIXEL, content_type="image/gif", headers=_PIXEL_HEADERS | cors_headers(request))
+
+    async def preflight(request: web.Request) -> web.Response:
+        return web.Response(headers=cors_headers(request) | {
+            "Access-Control-Allow-Headers": "Content-Type, SP-Anonymous",
+            "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+            "Access-Control-Max-Age": "3600",
+        })
+
+    return [
+        web.post(POST_PATH, post_events),
+        web.options(POST_PATH, preflight),
+        *(web.get(path, pixel) for path in PIXEL_PATHS),
+        *(web.options(path, preflight) for path in PIXEL_PATHS),
+    ]

@@ -1,0 +1,33 @@
+"""User agent -> family: a short ordered rule list, enough to tell browsers, scripts and trackers apart."""
+
+from __future__ import annotations
+
+import re
+
+# Order matters: Edge and Opera also say "Chrome", Chrome also says "Safari", bots say anything.
+_PATTERNS = (
+    (r"bot\b|crawler|spider|slurp", "Bot"),
+    (r"\bEdg(e|A|iOS)?/", "Edge"),
+    (r"\bOPR/|\bOpera\b", "Opera"),
+    (r"\bFirefox/|\bFxiOS/", "Firefox"),
+    (r"\bChrome/|\bCriOS/|\bChromium/", "Chrome"),
+    (r"\bSafari/", "Safari"),
+    (r"snowplow", "Snowplow tracker"),
+    (r"\bpython-requests/", "python-requests"),
+    (r"\baiohttp/", "aiohttp"),
+    (r"\bcurl/", "curl"),
+    (r"\bDenomas/", "Denomas"),
+    (r"\bokhttp/", "okhttp"),
+    (r"\bGo-http-client/", "Go http client"),
+)
+_RULES = tuple((re.compile(pattern, re.IGNORECASE), family) for pattern, family in _PATTERNS)
+
+
+def ua_family(user_agent: str | None) -> str:
+    """'' when there is no user agent, 'Other' when no rule matches."""
+    if not user_agent or not user_agent.strip():
+        return ""
+    for pattern, family in _RULES:
+        if pattern.search(user_agent):
+            return family
+    return "Other"

@@ -1,0 +1,413 @@
+"""Event metrics in the warehouse: rolling 7/28-day windows from daily aggregate states.
+
+Materialized views (clickhouse/060, 061) keep one aggregate state per UTC day x scope (x event): an exact bitmap of
+user hashes and an event count. Everything here merges those states, so a query's cost depends on days x scopes
+(x events), never on raw event volume:
+
+- ``refresh_event_metrics``: after each sink batch, recompute ``agg_event_metric_daily`` for the window end days the
+  batch's event days affect. A late event on day d changes the windows ending on d..d+27 (d..horizon for all-time
+  totals), so exactly those are rewritten; the newest computation replaces older rows (ReplacingMergeTree).
+  It is a function the worker calls, not a refreshable materialized view: a refreshable view recomputes everything
+  on a timer (cost grows with history; late events stay wrong until the next tick), while this recomputes only
+  the touched days, right after the data that touched them was stored, on chdb and a server alike, and its
+  definitions come from YAML without a migration per metric.
+- ``metric_series`` / ``active_users`` / ``active_users_28d``: per scope and day; subscription and account scopes
+  join the namespace states to ``dim_namespace FINAL`` at query time, so late reference data applies to history.
+- ``saas_monthly_users_by_stage``: SaaS users per month x stage x group x metric, for xMAU.
+
+Windows are UTC days: the window ending on day D covers D-6..D (7d) or D-27..D (28d). End days are materialized up
+to the data horizon (newest event day, capped at today); a missing row means 0.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from streams.enrich.event_metrics import EventMetric, load_event_metrics
+from streams.warehouse import QueryResult, Warehouse
+
+STORED_SCOPES = ("instance", "namespace", "saas")
+# Scopes rolled up at query time from namespace states: scope -> dim_namespace column (a fixed identifier).
+ROLLUP_SCOPES = {"subscription": "dim_subscription_id", "account": "dim_crm_account_id"}
+SCOPES = STORED_SCOPES + tuple(ROLLUP_SCOPES)
+MAX_WINDOW = 28
+CHUNK_DAYS = 31  # end days per refresh statement: bounds the fan-out of one INSERT ... SELECT
+
+
+@functools.cache
+def default_metrics() -> tuple[EventMetric, ...]:
+    return tuple(load_event_metrics())
+
+
+def _day(value: date | str) -> str:
+    return value.isoformat() if isinstance(value, date) else date.fromisoformat(value).isoformat()
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; one of {list(SCOPES)}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# SQL building blocks. Only fixed identifiers are formatted in; every value is a bound parameter.
+
+
+def _states_sql(table: str, scope: str | None, event_columns: bool) -> str:
+    """Daily states of ``table`` as (behavior_date, scope, scope_id, [event_category, event_action,] users, events).
+
+    scope None: every stored scope (materialization). A rollup scope maps namespace states through dim_namespace;
+    the date bounds are the parameters {src_lo:Date} and {hi:Date}.
+    """
+    events = "a.event_category AS event_category, a.event_action AS event_action, " if event_columns else ""
+    dates = "a.behavior_date BETWEEN {src_lo:Date} AND {hi:Date}"
+    if scope is None:
+        return (f"SELECT a.behavior_date AS behavior_date, a.scope AS scope, a.scope_id AS scope_id, {events}"
+                f"a.users AS users, a.events AS events FROM {table} AS a WHERE {dates}")
+    if scope in STORED_SCOPES:
+        return (f"SELECT a.behavior_date AS behavior_date, a.scope AS scope, a.scope_id AS scope_id, {events}"
+                f"a.users AS users, a.events AS events FROM {table} AS a WHERE a.scope = {{scope:String}} AND {dates}")
+    column = ROLLUP_SCOPES[scope]
+    return (f"SELECT a.behavior_date AS behavior_date, {{scope:String}} AS scope, m.rollup_id AS scope_id, {events}"
+            f"a.users AS users, a.events AS events FROM {table} AS a "
+            f"INNER JOIN (SELECT toString(namespace_id) AS namespace_key, {column} AS rollup_id "
+            f"FROM dim_namespace FINAL WHERE {column} != '') AS m ON a.scope_id = m.namespace_key "
+            f"WHERE a.scope = 'namespace' AND {dates}")
+
+
+# Metric definitions travel as one JSON parameter (portable across chdb and clickhouse-connect).
+_DEFS_SQL = """
+SELECT tupleElement(d, 1) AS key_path, tupleElement(d, 2) AS value_type, tupleElement(d, 3) AS window_days,
+       tupleElement(d, 4) AS n_events, tupleElement(d, 5) AS event_index,
+       tupleElement(d, 6) AS category, tupleElement(d, 7) AS action
+FROM (SELECT arrayJoin(JSONExtract({defs:String},
+      'Array(Tuple(String, String, Int64, UInt64, UInt64, String, String))')) AS d)
+"""
+
+
+def _defs_json(metrics: Iterable[EventMetric]) -> str:
+    rows = [[m.key_path, m.value_type, m.window_days, len(m.events), i, e.category, e.action]
+            for m in metrics for i, e in enumerate(m.events)]
+    return orjson.dumps(rows).decode()
+
+
+def _fanned_sql(states: str) -> str:
+    """Each (metric, event) state row once per window end day in [lo, hi] whose window holds its day."""
+    return f"""
+SELECT j.key_path AS key_path, j.value_type AS value_type, j.n_events AS n_events, j.event_index AS event_index,
+       j.scope AS scope, j.scope_id AS scope_id, j.users AS users, j.events AS events,
+       j.behavior_date + arrayJoin(range(
+           dateDiff('day', j.behavior_date, greatest(j.behavior_date, {{lo:Date}})),
+           dateDiff('day', j.behavior_date, least(j.behavior_date + (j.window_days - 1), {{hi:Date}})) + 1
+       )) AS metric_date
+FROM (
+    SELECT m.key_path AS key_path, m.value_type AS value_type, m.window_days AS window_days, m.n_events AS n_events,
+           m.event_index AS event_index, s.behavior_date AS behavior_date, s.scope AS scope, s.scope_id AS scope_id,
+           s.users AS users, s.events AS events
+    FROM ({states}) AS s
+    INNER JOIN ({_DEFS_SQL}) AS m ON s.event_category = m.category AND s.event_action = m.action
+) AS j
+"""
+
+
+def _rolling_or_sql(states: str) -> str:
+    return f"""
+SELECT key_path, scope, scope_id, metric_date,
+       multiIf(value_type = 'user', groupBitmapMerge(users),
+               value_type = 'event', sum(events),
+               toUInt64(sum(events) > 0)) AS value
+FROM ({_fanned_sql(states)})
+GROUP BY key_path, value_type, scope, scope_id, metric_date
+HAVING value > 0
+"""
+
+
+def _rolling_and_sql(states: str) -> str:
+    # Per event: the window's users (bitmap state); then AND over the events. A metric whose window lacks one
+    # of its events has no power users.
+    return f"""
+SELECT key_path, scope, scope_id, metric_date,
+       groupBitmapAnd(event_users) AS value
+FROM (
+    SELECT key_path, n_events, event_index, scope, scope_id, metric_date, groupBitmapMergeState(users) AS event_users
+    FROM ({_fanned_sql(states)})
+    GROUP BY key_path, n_events, event_index, scope, scope_id, metric_date
+)
+GROUP BY key_path, scope, scope_id, metric_date
+HAVING value > 0
+"""
+
+
+def _all_time_sql(states: str) -> str:
+    # Days before lo are summed into lo, then every day's count is carried to every end day up to hi.
+    return f"""
+SELECT key_path, scope, scope_id, metric_date,
+       if(value_type = 'event', sum(day_events), toUInt64(sum(day_events) > 0)) AS value
+FROM (
+    SELECT key_path, value_type, scope, scope_id, day_events,
+           first_day + arrayJoin(range(dateDiff('day', first_day, {{hi:Date}}) + 1)) AS metric_date
+    FROM (
+        SELECT m.key_path AS key_path, m.value_type AS value_type, s.scope AS scope, s.scope_id AS scope_id,
+               greatest(s.behavior_date, {{lo:Date}}) AS first_day, sum(s.events) AS day_events
+        FROM ({states}) AS s
+        INNER JOIN ({_DEFS_SQL}) AS m ON s.event_category = m.category AND s.event_action = m.action
+        GROUP BY key_path, value_type, scope, scope_id, first_day
+    )
+)
+GROUP BY key_path, value_type, scope, scope_id, metric_date
+HAVING value > 0
+"""
+
+
+def _metric_sql(kind: str, states: str) -> str:
+    return {"or": _rolling_or_sql, "and": _rolling_and_sql, "all": _all_time_sql}[kind](states)
+
+
+def _kind(metric: EventMetric) -> str:
+    if metric.window_days == 0:
+        return "all"
+    return "and" if metric.is_power_user else "or"
+
+
+def _params(kind: str, metrics: Sequence[EventMetric], lo: date, hi: date, scope: str | None) -> dict[str, Any]:
+    src_lo = date(1970, 1, 1) if kind == "all" else lo - timedelta(days=MAX_WINDOW - 1)
+    params: dict[str, Any] = {"defs": _defs_json(metrics), "lo": _day(lo), "hi": _day(hi), "src_lo": _day(src_lo)}
+    if scope is not None:
+        params["scope"] = scope
+    return params
+
+
+def _by_kind(metrics: Iterable[EventMetric]) -> dict[str, list[EventMetric]]:
+    groups: dict[str, list[EventMetric]] = {}
+    for metric in metrics:
+        groups.setdefault(_kind(metric), []).append(metric)
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------------
+# Materialization
+
+
+def _date_or_none(value: Any) -> date | None:
+    if value in (None, "", "1970-01-01"):
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def data_horizon(warehouse: Warehouse, today: date | None = None) -> date | None:
+    """The newest event day in the daily states, capped at today (a device clock in the future moves nothing)."""
+    newest = _date_or_none(warehouse.query("SELECT max(behavior_date) FROM agg_behavior_active_daily").scalar())
+    if newest is None:
+        return None
+    return min(newest, today or datetime.now(UTC).date())
+
+
+def _previous_horizon(warehouse: Warehouse) -> date | None:
+    return _date_or_none(warehouse.query("SELECT max(last_end_date) FROM agg_event_metric_refresh").scalar())
+
+
+def _oldest_day(warehouse: Warehouse) -> date | None:
+    return _date_or_none(warehouse.query("SELECT min(behavior_date) FROM agg_behavior_active_daily").scalar())
+
+
+def merge_ranges(ranges: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
+    """Union of closed day ranges, as sorted disjoint ranges."""
+    merged: list[tuple[date, date]] = []
+    for lo, hi in sorted(r for r in ranges if r[0] <= r[1]):
+        if merged and lo <= merged[-1][1] + timedelta(days=1):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _chunks(ranges: Iterable[tuple[date, date]], size: int = CHUNK_DAYS) -> list[tuple[date, date]]:
+    out = []
+    for lo, hi in ranges:
+        start = lo
+        while start <= hi:
+            end = min(hi, start + timedelta(days=size - 1))
+            out.append((start, end))
+            start = end + timedelta(days=1)
+    return out
+
+
+def affected_end_days(touched: Iterable[date], horizon: date, previous: date | None,
+                      oldest: date | None) -> tuple[list[tuple[date, date]], list[tuple[date, date]]]:
+    """End-day ranges to recompute: (rolling windows, all-time totals).
+
+    A touched day d affects rolling windows ending d..d+27 and totals ending d..horizon; when the horizon moved
+    past the previous refresh, the days in between are new end days for every scope. No previous refresh means
+    everything from the oldest day.
+    """
+    if previous is None:
+        return ([(oldest, horizon)],) * 2 if oldest is not None and oldest <= horizon else ([], [])
+    starts = [d for d in touched if d <= horizon]
+    rolling = [(d, min(horizon, d + timedelta(days=MAX_WINDOW - 1))) for d in starts]
+    if previous < horizon:
+        starts.append(previous + timedelta(days=1))
+        rolling.append((previous + timedelta(days=1), horizon))
+    return merge_ranges(rolling), [(min(starts), horizon)] if starts else []
+
+
+def _write(warehouse: Warehouse, kind: str, metrics: Sequence[EventMetric], lo: date, hi: date) -> None:
+    sql = ("INSERT INTO agg_event_metric_daily (key_path, scope, scope_id, metric_date, value, computed_at) "
+           "SELECT key_path, scope, scope_id, metric_date, value, now64(3, 'UTC') FROM ("
+           + _metric_sql(kind, _states_sql("agg_behavior_event_daily", None, True)) + ")")
+    warehouse.execute(sql, _params(kind, metrics, lo, hi, None))
+
+
+def _log_refresh(warehouse: Warehouse, first: date, horizon: date, touched: list[date], metrics: int) -> None:
+    warehouse.insert("agg_event_metric_refresh", [{
+        "refreshed_at": datetime.now(UTC), "first_end_date": first, "last_end_date": horizon,
+        "touched_days": touched, "metrics": metrics,
+    }])
+
+
+def refresh_event_metrics(warehouse: Warehouse, touched_days: Iterable[date],
+                          metrics: Sequence[EventMetric] | None = None, today: date | None = None) -> int:
+    """Recompute the metric rows the given event days affect (call after each stored batch); return the
+    number of end days recomputed. Idempotent: it reads only the daily states."""
+    metrics = list(default_metrics() if metrics is None else metrics)
+    touched = sorted(set(touched_days))
+    horizon = data_horizon(warehouse, today)
+    if horizon is None or not metrics:
+        return 0
+    previous = _previous_horizon(warehouse)
+    rolling, totals = affected_end_days(touched, horizon, previous, _oldest_day(warehouse))
+    if not rolling and not totals:
+        return 0
+    groups = _by_kind(metrics)
+    for kind, ranges in (("or", rolling), ("and", rolling), ("all", totals)):
+        for lo, hi in _chunks(ranges):
+            if groups.get(kind):
+                _write(warehouse, kind, groups[kind], lo, hi)
+    _log_refresh(warehouse, min(r[0] for r in rolling + totals), horizon, touched, len(metrics))
+    return sum((hi - lo).days + 1 for lo, hi in merge_ranges(rolling + totals))
+
+
+def refresh_after_insert(warehouse: Warehouse, rows: Iterable[dict[str, Any]],
+                         metrics: Sequence[EventMetric] | None = None) -> int:
+    """The sink's hook: refresh for the behavior_date of every row it just stored."""
+    days = {_date_or_none(row["behavior_date"]) for row in rows}
+    return refresh_event_metrics(warehouse, [d for d in days if d is not None], metrics)
+
+
+def rebuild_event_metrics(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None,
+                          today: date | None = None) -> int:
+    """Recompute the given metrics (default: all) from scratch, e.g. after a definition changed."""
+    metrics = list(default_metrics() if metrics is None else metrics)
+    keys = orjson.dumps([m.key_path for m in metrics]).decode()
+    warehouse.execute("DELETE FROM agg_event_metric_daily WHERE has(JSONExtract({keys:String}, 'Array(String)'), "
+                      "toString(key_path))", {"keys": keys})
+    sync_event_metric_definitions(warehouse, metrics)
+    horizon, oldest = data_horizon(warehouse, today), _oldest_day(warehouse)
+    if horizon is None or oldest is None:
+        return 0
+    for kind, group in _by_kind(metrics).items():
+        for lo, hi in _chunks([(oldest, horizon)]):
+            _write(warehouse, kind, group, lo, hi)
+    _log_refresh(warehouse, oldest, horizon, [], len(metrics))
+    return (horizon - oldest).days + 1
+
+
+def sync_event_metric_definitions(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None) -> int:
+    """Write the definitions to dim_event_metric (the mart reads stage/group/time_frame from it)."""
+    metrics = list(default_metrics() if metrics is None else metrics)
+    now = datetime.now(UTC)
+    rows = [{
+        "key_path": m.key_path, "description": m.description, "time_frame": m.time_frame,
+        "value_type": m.value_type, "operator": m.operator, "events": [e.label() for e in m.events],
+        "product_section": m.product_section, "product_stage": m.product_stage, "product_group": m.product_group,
+        "metric_status": m.status, "tier": list(m.tier), "performance_indicator_type": list(m.performance_indicator_type),
+        "is_smau": int(m.has_indicator("smau")), "is_gmau": int(m.has_indicator("gmau")),
+        "is_paid_gmau": int(m.has_indicator("paid_gmau")), "is_umau": int(m.has_indicator("umau")), "loaded_at": now,
+    } for m in metrics]
+    return warehouse.insert("dim_event_metric", rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+def metric_series(warehouse: Warehouse, metric: EventMetric, scope: str, start: date, end: date) -> QueryResult:
+    """(metric_date, scope_id, value) of one metric for every end day in [start, end] (missing row = 0).
+
+    Stored scopes read agg_event_metric_daily; subscription and account are merged from the namespace states
+    through dim_namespace at query time.
+    """
+    _check_scope(scope)
+    if scope in STORED_SCOPES:
+        return warehouse.query(
+            "SELECT metric_date, scope_id, value FROM agg_event_metric_daily FINAL "
+            "WHERE scope = {scope:String} AND key_path = {key:String} AND metric_date BETWEEN {lo:Date} AND {hi:Date} "
+            "ORDER BY metric_date, scope_id",
+            {"scope": scope, "key": metric.key_path, "lo": _day(start), "hi": _day(end)},
+        )
+    kind = _kind(metric)
+    sql = _metric_sql(kind, _states_sql("agg_behavior_event_daily", scope, True))
+    return warehouse.query(f"SELECT metric_date, scope_id, value FROM ({sql}) ORDER BY metric_date, scope_id",
+                           _params(kind, [metric], start, end, scope))
+
+
+def active_users(warehouse: Warehouse, scope: str, start: date, end: date, window_days: int = 28) -> QueryResult:
+    """(day, scope_id, users): distinct users with any event in the window ending on each day in [start, end].
+
+    Reads only the daily states of agg_behavior_active_daily: days x scopes, whatever the event volume."""
+    _check_scope(scope)
+    if window_days not in (1, 7, 28):
+        raise ValueError("window_days must be 1, 7 or 28")
+    states = _states_sql("agg_behavior_active_daily", scope, False)
+    sql = f"""
+SELECT metric_date AS day, scope_id, groupBitmapMerge(users) AS users
+FROM (
+    SELECT scope_id, users,
+           behavior_date + arrayJoin(range(
+               dateDiff('day', behavior_date, greatest(behavior_date, {{lo:Date}})),
+               dateDiff('day', behavior_date, least(behavior_date + {{window:Int64}} - 1, {{hi:Date}})) + 1
+           )) AS metric_date
+    FROM ({states})
+)
+GROUP BY metric_date, scope_id
+HAVING users > 0
+ORDER BY day, scope_id
+"""
+    params = {"scope": scope, "lo": _day(start), "hi": _day(end), "window": window_days,
+              "src_lo": _day(start - timedelta(days=window_days - 1))}
+    return warehouse.query(sql, params)
+
+
+def active_users_28d(warehouse: Warehouse, scope: str, start: date | str, end: date | str) -> QueryResult:
+    """28-day active users per scope_id for every day in [start, end]: rows (day, scope_id, users)."""
+    lo, hi = date.fromisoformat(_day(start)), date.fromisoformat(_day(end))
+    return active_users(warehouse, scope, lo, hi, 28)
+
+
+def saas_monthly_users_by_stage(warehouse: Warehouse, start_month: date, end_month: date,
+                                metrics: Sequence[EventMetric] | None = None, only_xmau: bool = True) -> QueryResult:
+    """GitLab.com-wide users per month for xMAU: rows (month, stage, group, metric, users).
+
+    users = the 28-day user metric on the last day of the month (the last 28 days of the calendar month), from the
+    'saas' scope (every SaaS event, users counted once across namespaces). A month appears once the data horizon
+    reached its last day. only_xmau keeps metrics tagged umau/smau/gmau/paid_gmau.
+    """
+    chosen = [m for m in (default_metrics() if metrics is None else metrics)
+              if m.time_frame == "28d" and m.value_type == "user" and (m.is_xmau or not only_xmau)]
+    attrs = orjson.dumps([[m.key_path, m.product_stage, m.product_group] for m in chosen]).decode()
+    sql = """
+SELECT toStartOfMonth(v.metric_date) AS month, d.stage AS stage, d.group AS group, toString(v.key_path) AS metric,
+       v.value AS users
+FROM agg_event_metric_daily AS v FINAL
+INNER JOIN (
+    SELECT tupleElement(t, 1) AS key_path, tupleElement(t, 2) AS stage, tupleElement(t, 3) AS group
+    FROM (SELECT arrayJoin(JSONExtract({attrs:String}, 'Array(Tuple(String, String, String))')) AS t)
+) AS d ON d.key_path = toString(v.key_path)
+WHERE v.scope = 'saas' AND v.metric_date = toLastDayOfMonth(v.metric_date)
+  AND v.metric_date BETWEEN toLastDayOfMonth({lo:Date}) AND toLastDayOfMonth({hi:Date})
+ORDER BY month, stage, group, metric
+"""
+    return warehouse.query(sql, {"attrs": attrs, "lo": _day(start_month), "hi": _day(end_month)})
