@@ -30,9 +30,12 @@ import aiohttp
 import orjson
 
 from streams.fleet import FleetLicense, GeneratedPing, fleet_licenses, generate_fleet
+from streams.warehouse import Warehouse
 
 GENERATIONS = ("12.9", "13.0", "13.x", "14.x", "14.x+license_md5", "add_on_metrics", "18.1+")
-_GENERATION_WEIGHTS = (1, 1, 2, 2, 1, 4, 4)
+# Licensed instances take generations in this order (after a seeded shuffle): every generation once, then
+# mostly current clients.
+_GENERATION_CYCLE = GENERATIONS + ("18.1+", "add_on_metrics", "13.x", "18.1+", "14.x", "add_on_metrics", "18.1+")
 # Collector refuses these (HTTP 4xx); the agent dead-letters the others.
 COLLECTOR_DEFECTS = ("no_license_key", "no_timestamp", "not_json")
 AGENT_DEFECTS = ("bad_timestamp", "users_not_integer", "bad_add_on_metrics")
@@ -165,11 +168,14 @@ def generate_seat_links(instances: int, weeks: int, seed: int = 42, start: date 
     by_week = _week_pings(pings if pings is not None else generate_fleet(instances, weeks, seed, start))
     rng = random.Random(f"denomas-seat-link:{seed}")
     reports: list[tuple[datetime, GeneratedSeatLink, dict[str, Any]]] = []
-    generations: dict[str, str] = {}
-    for lic in sorted(fleet_licenses(instances, weeks, seed, start), key=lambda x: (x.instance_uuid, x.from_week)):
+    licenses = sorted(fleet_licenses(instances, weeks, seed, start), key=lambda x: (x.instance_uuid, x.from_week))
+    licensed = sorted({lic.instance_uuid for lic in licenses if not lic.trial})
+    rng.shuffle(licensed)
+    generations = {uuid: _GENERATION_CYCLE[n % len(_GENERATION_CYCLE)] for n, uuid in enumerate(licensed)}
+    for lic in licenses:
         if lic.trial:
             continue  # trials do not sync seats
-        generation = generations.setdefault(lic.instance_uuid, rng.choices(GENERATIONS, _GENERATION_WEIGHTS)[0])
+        generation = generations[lic.instance_uuid]
         key = lic.key + rng.choice(("", "\n", "\r\n"))  # how the instance stored it; the hash is the same
         add_ons = _add_ons(rng, lic)
         second = rng.randint(0, 59)
@@ -264,6 +270,29 @@ def generate_version_checks(pings: Sequence[GeneratedPing], seed: int = 42) -> l
         check.gitlab_info = {"not_base64": "%%%not-base64%%%", "no_version": encode_gitlab_info({"revision": "abc"}),
                              "missing": None}[check.defect]
     return checks
+
+
+def version_check_summary(checks: Sequence[GeneratedVersionCheck]) -> dict[str, Any]:
+    return {
+        "sent": len(checks),
+        "accepted": sum(1 for c in checks if c.status == 200),
+        "refused_by_collector": sum(1 for c in checks if c.status != 200),
+        "landed": sum(1 for c in checks if c.expected is not None),
+        "formats": dict(Counter(c.request_format for c in checks if c.expected is not None)),
+    }
+
+
+def landed_counts(warehouse: Warehouse) -> dict[str, int]:
+    """What the warehouse holds for both sources, counted as queries see them (FINAL)."""
+    def count(sql: str) -> int:
+        return int(warehouse.query(sql).scalar())
+
+    return {
+        "seat_links": count("SELECT count() FROM fct_seat_link FINAL"),
+        "seat_link_rejects": count("SELECT count() FROM raw_dead_letter FINAL WHERE source = 'seat_link'"),
+        "version_checks": count("SELECT count() FROM fct_version_check FINAL"),
+        "version_check_rejects": count("SELECT count() FROM raw_dead_letter FINAL WHERE source = 'version_check'"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import orjson
 
 from streams.agents.common import AgentContext, Rejected, received_at, sink_batches, write_with_retry
 from streams.agents.normalizing import normalize_batches
+from streams.alerts.landed import seat_link_scopes
 from streams.config import TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK
 from streams.enrich.seat_link import KEY_FIELD, hash_license_key, normalize_seat_link, validation_errors
 from streams.enrich.service_ping import parse_timestamp
@@ -85,6 +86,7 @@ def register(ctx: AgentContext) -> None:
 
     async def write(records: list[dict]) -> None:
         counts = await write_with_retry(lambda: write_seat_links(warehouse, records), "seat links", warehouse)
+        await ctx.announce_landed("seat_link", seat_link_scopes(records))  # alert evaluation (streams/alerts)
         ctx.stats.add(**counts)
         log.info("stored %s", counts)
 

@@ -89,13 +89,16 @@ def checked_version(info: dict) -> tuple[str, Version]:
     if not isinstance(text, str) or not text.strip():
         raise InvalidCheck('gitlab_info has no "version" string')
     try:
-        return text.strip(), parse_version(text)
+        version = parse_version(text)
     except ValueError as exc:
         raise InvalidCheck(f"gitlab_info version {text[:40]!r} is not major.minor.patch") from exc
+    if max(version.major, version.minor, version.patch) > 65535:
+        raise InvalidCheck(f"gitlab_info version {text[:40]!r} has a part above 65535")
+    return text.strip(), version
 
 
 def edition_of(version: Version, info: dict) -> str:
-    """EE for an `-ee` version, else the `edition` sent in gitlab_info, else CE (as the reference model does)."""
+    """EE for an `-ee` version (EE packages carry the suffix), else the `edition` sent in gitlab_info, else CE."""
     if version.edition_suffix:
         return "EE"
     edition = info.get("edition")
