@@ -4,13 +4,14 @@ Materialized views (clickhouse/060, 061) keep one aggregate state per UTC day x 
 user hashes and an event count. Everything here merges those states, so a query's cost depends on days x scopes
 (x events), never on raw event volume:
 
-- ``refresh_event_metrics``: after each sink batch, recompute ``agg_event_metric_daily`` for the window end days the
-  batch's event days affect. A late event on day d changes the windows ending on d..d+27 (d..horizon for all-time
-  totals), so exactly those are rewritten; the newest computation replaces older rows (ReplacingMergeTree).
-  It is a function the worker calls, not a refreshable materialized view: a refreshable view recomputes everything
-  on a timer (cost grows with history; late events stay wrong until the next tick), while this recomputes only
-  the touched days, right after the data that touched them was stored, on chdb and a server alike, and its
-  definitions come from YAML without a migration per metric.
+- ``refresh_event_metrics``: recompute ``agg_event_metric_daily`` for the window end days that the given event days
+  affect. A late event on day d changes the windows ending on d..d+27 (d..horizon for all-time totals), so exactly
+  those are rewritten; the newest computation replaces older rows (ReplacingMergeTree).
+  ``refresh_pending`` finds the days stored since its last run (agg_behavior_stored_day, a materialized view) and
+  calls it; the worker runs it on a timer (streams/agents/event_metrics.py). This is a function, not a refreshable
+  materialized view: a refreshable view recomputes every day of history on each tick, while this recomputes only
+  the end days touched since the last run, on chdb and a server alike, with definitions from YAML (no migration per
+  metric). ``refresh_after_insert`` is the same for a writer that wants to refresh right after its own insert.
 - ``metric_series`` / ``active_users`` / ``active_users_28d``: per scope and day; subscription and account scopes
   join the namespace states to ``dim_namespace FINAL`` at query time, so late reference data applies to history.
 - ``saas_monthly_users_by_stage``: SaaS users per month x stage x group x metric, for xMAU.
@@ -79,65 +80,59 @@ def _states_sql(table: str, scope: str | None, event_columns: bool) -> str:
             f"WHERE a.scope = 'namespace' AND {dates}")
 
 
-# Metric definitions travel as one JSON parameter (portable across chdb and clickhouse-connect).
+# Metric definitions travel as one JSON parameter (portable across chdb and clickhouse-connect): one entry per
+# (metric, event).
 _DEFS_SQL = """
-SELECT tupleElement(d, 1) AS key_path, tupleElement(d, 2) AS value_type, tupleElement(d, 3) AS window_days,
-       tupleElement(d, 4) AS n_events, tupleElement(d, 5) AS event_index,
+SELECT tupleElement(d, 1) AS key_path, tupleElement(d, 2) AS value_type, tupleElement(d, 3) AS operator,
+       tupleElement(d, 4) AS window_days, tupleElement(d, 5) AS n_events,
        tupleElement(d, 6) AS category, tupleElement(d, 7) AS action
 FROM (SELECT arrayJoin(JSONExtract({defs:String},
-      'Array(Tuple(String, String, Int64, UInt64, UInt64, String, String))')) AS d)
+      'Array(Tuple(String, String, String, Int64, UInt64, String, String))')) AS d)
 """
 
 
 def _defs_json(metrics: Iterable[EventMetric]) -> str:
-    rows = [[m.key_path, m.value_type, m.window_days, len(m.events), i, e.category, e.action]
-            for m in metrics for i, e in enumerate(m.events)]
+    rows = [[m.key_path, m.value_type, m.operator, m.window_days, len(m.events), e.category, e.action]
+            for m in metrics for e in m.events]
     return orjson.dumps(rows).decode()
 
 
-def _fanned_sql(states: str) -> str:
-    """Each (metric, event) state row once per window end day in [lo, hi] whose window holds its day."""
+def _event_windows_sql(states: str) -> str:
+    """One state per (window length, scope, event, end day in [lo, hi]): the window's users and events.
+
+    Computed once per event, however many metrics share it; each daily state goes to the end days whose
+    window holds its day."""
     return f"""
-SELECT j.key_path AS key_path, j.value_type AS value_type, j.n_events AS n_events, j.event_index AS event_index,
-       j.scope AS scope, j.scope_id AS scope_id, j.users AS users, j.events AS events,
-       j.behavior_date + arrayJoin(range(
-           dateDiff('day', j.behavior_date, greatest(j.behavior_date, {{lo:Date}})),
-           dateDiff('day', j.behavior_date, least(j.behavior_date + (j.window_days - 1), {{hi:Date}})) + 1
-       )) AS metric_date
+SELECT window_days, scope, scope_id, category, action, metric_date,
+       groupBitmapMergeState(users) AS users, sum(events) AS events
 FROM (
-    SELECT m.key_path AS key_path, m.value_type AS value_type, m.window_days AS window_days, m.n_events AS n_events,
-           m.event_index AS event_index, s.behavior_date AS behavior_date, s.scope AS scope, s.scope_id AS scope_id,
-           s.users AS users, s.events AS events
+    SELECT e.window_days AS window_days, s.scope AS scope, s.scope_id AS scope_id, s.event_category AS category,
+           s.event_action AS action, s.users AS users, s.events AS events,
+           s.behavior_date + arrayJoin(range(
+               dateDiff('day', s.behavior_date, greatest(s.behavior_date, {{lo:Date}})),
+               dateDiff('day', s.behavior_date, least(s.behavior_date + (e.window_days - 1), {{hi:Date}})) + 1
+           )) AS metric_date
     FROM ({states}) AS s
-    INNER JOIN ({_DEFS_SQL}) AS m ON s.event_category = m.category AND s.event_action = m.action
-) AS j
-"""
-
-
-def _rolling_or_sql(states: str) -> str:
-    return f"""
-SELECT key_path, scope, scope_id, metric_date,
-       multiIf(value_type = 'user', groupBitmapMerge(users),
-               value_type = 'event', sum(events),
-               toUInt64(sum(events) > 0)) AS value
-FROM ({_fanned_sql(states)})
-GROUP BY key_path, value_type, scope, scope_id, metric_date
-HAVING value > 0
-"""
-
-
-def _rolling_and_sql(states: str) -> str:
-    # Per event: the window's users (bitmap state); then AND over the events. A metric whose window lacks one
-    # of its events has no power users.
-    return f"""
-SELECT key_path, scope, scope_id, metric_date,
-       groupBitmapAnd(event_users) AS value
-FROM (
-    SELECT key_path, n_events, event_index, scope, scope_id, metric_date, groupBitmapMergeState(users) AS event_users
-    FROM ({_fanned_sql(states)})
-    GROUP BY key_path, n_events, event_index, scope, scope_id, metric_date
+    INNER JOIN (SELECT DISTINCT category, action, window_days FROM ({_DEFS_SQL})) AS e
+        ON s.event_category = e.category AND s.event_action = e.action
 )
-GROUP BY key_path, scope, scope_id, metric_date
+GROUP BY window_days, scope, scope_id, category, action, metric_date
+"""
+
+
+def _rolling_sql(states: str) -> str:
+    # OR: the union of the events' window users (or the sum of their events); AND (power users): the intersection
+    # of the events' window users, 0 when one of the events did not happen in the window.
+    return f"""
+SELECT m.key_path AS key_path, w.scope AS scope, w.scope_id AS scope_id, w.metric_date AS metric_date,
+       multiIf(m.operator = 'AND', if(count() = any(m.n_events), groupBitmapAnd(w.users), 0),
+               m.value_type = 'user', groupBitmapMerge(w.users),
+               m.value_type = 'event', sum(w.events),
+               toUInt64(sum(w.events) > 0)) AS value
+FROM ({_event_windows_sql(states)}) AS w
+INNER JOIN ({_DEFS_SQL}) AS m
+    ON w.category = m.category AND w.action = m.action AND w.window_days = m.window_days
+GROUP BY key_path, m.value_type, m.operator, scope, scope_id, metric_date
 HAVING value > 0
 """
 
@@ -164,13 +159,11 @@ HAVING value > 0
 
 
 def _metric_sql(kind: str, states: str) -> str:
-    return {"or": _rolling_or_sql, "and": _rolling_and_sql, "all": _all_time_sql}[kind](states)
+    return {"rolling": _rolling_sql, "all": _all_time_sql}[kind](states)
 
 
 def _kind(metric: EventMetric) -> str:
-    if metric.window_days == 0:
-        return "all"
-    return "and" if metric.is_power_user else "or"
+    return "all" if metric.window_days == 0 else "rolling"
 
 
 def _params(kind: str, metrics: Sequence[EventMetric], lo: date, hi: date, scope: str | None) -> dict[str, Any]:
@@ -193,7 +186,7 @@ def _by_kind(metrics: Iterable[EventMetric]) -> dict[str, list[EventMetric]]:
 
 
 def _date_or_none(value: Any) -> date | None:
-    if value in (None, "", "1970-01-01"):
+    if value in (None, "", "1970-01-01"):  # max()/min() of an empty table is the zero date
         return None
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
@@ -244,8 +237,9 @@ def affected_end_days(touched: Iterable[date], horizon: date, previous: date | N
     past the previous refresh, the days in between are new end days for every scope. No previous refresh means
     everything from the oldest day.
     """
-    if previous is None:
-        return ([(oldest, horizon)],) * 2 if oldest is not None and oldest <= horizon else ([], [])
+    if previous is None:  # first refresh: everything
+        everything = [(oldest, horizon)] if oldest is not None and oldest <= horizon else []
+        return everything, list(everything)
     starts = [d for d in touched if d <= horizon]
     rolling = [(d, min(horizon, d + timedelta(days=MAX_WINDOW - 1))) for d in starts]
     if previous < horizon:
@@ -261,15 +255,17 @@ def _write(warehouse: Warehouse, kind: str, metrics: Sequence[EventMetric], lo: 
     warehouse.execute(sql, _params(kind, metrics, lo, hi, None))
 
 
-def _log_refresh(warehouse: Warehouse, first: date, horizon: date, touched: list[date], metrics: int) -> None:
+def _log_refresh(warehouse: Warehouse, first: date, horizon: date, touched: list[date], metrics: int,
+                 stored_through: datetime | None) -> None:
     warehouse.insert("agg_event_metric_refresh", [{
         "refreshed_at": datetime.now(UTC), "first_end_date": first, "last_end_date": horizon,
-        "touched_days": touched, "metrics": metrics,
+        "touched_days": touched, "metrics": metrics, "stored_through": stored_through or _EPOCH,
     }])
 
 
 def refresh_event_metrics(warehouse: Warehouse, touched_days: Iterable[date],
-                          metrics: Sequence[EventMetric] | None = None, today: date | None = None) -> int:
+                          metrics: Sequence[EventMetric] | None = None, today: date | None = None,
+                          stored_through: datetime | None = None) -> int:
     """Recompute the metric rows the given event days affect (call after each stored batch); return the
     number of end days recomputed. Idempotent: it reads only the daily states."""
     metrics = list(default_metrics() if metrics is None else metrics)
@@ -282,17 +278,53 @@ def refresh_event_metrics(warehouse: Warehouse, touched_days: Iterable[date],
     if not rolling and not totals:
         return 0
     groups = _by_kind(metrics)
-    for kind, ranges in (("or", rolling), ("and", rolling), ("all", totals)):
+    for kind, ranges in (("rolling", rolling), ("all", totals)):
         for lo, hi in _chunks(ranges):
             if groups.get(kind):
                 _write(warehouse, kind, groups[kind], lo, hi)
-    _log_refresh(warehouse, min(r[0] for r in rolling + totals), horizon, touched, len(metrics))
+    _log_refresh(warehouse, min(r[0] for r in rolling + totals), horizon, touched, len(metrics), stored_through)
     return sum((hi - lo).days + 1 for lo, hi in merge_ranges(rolling + totals))
+
+
+def refresh_pending(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None,
+                    margin: timedelta = timedelta(seconds=10), today: date | None = None) -> int:
+    """Refresh for every event day stored since the last refresh_pending (what the worker's timer calls).
+
+    agg_behavior_stored_day (a materialized view) tells when each day's events were last stored, by the engine's
+    clock, whoever stored them; the refresh log keeps how far the previous run got. Days stored within ``margin``
+    before that are taken again, for inserts that were still being committed then (recomputing is idempotent).
+    A failed refresh logs nothing, so the next run takes the same days again.
+    """
+    read_at = _timestamp(warehouse.query("SELECT now64(3, 'UTC')").scalar())
+    previous = warehouse.query("SELECT max(stored_through) FROM agg_event_metric_refresh").scalar()
+    since = _timestamp(previous) - margin if previous else _EPOCH
+    rows = warehouse.query(
+        "SELECT behavior_date FROM agg_behavior_stored_day GROUP BY behavior_date "
+        "HAVING max(last_stored_at) > {since:DateTime64(3, 'UTC')}", {"since": _format_ts(since)}).rows
+    days = [d for d in (_date_or_none(row[0]) for row in rows) if d is not None]
+    if not days:
+        return 0
+    return refresh_event_metrics(warehouse, days, metrics, today, stored_through=read_at)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def _format_ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def refresh_after_insert(warehouse: Warehouse, rows: Iterable[dict[str, Any]],
                          metrics: Sequence[EventMetric] | None = None) -> int:
-    """The sink's hook: refresh for the behavior_date of every row it just stored."""
+    """The sink's hook, called after each batch was stored and before it is acked: refresh for the behavior_date of
+    every row of the batch. Pass all rows, also the ones skipped as already stored: a batch retried after its insert
+    succeeded (or redelivered after a crash) then still refreshes its days."""
     days = {_date_or_none(row["behavior_date"]) for row in rows}
     return refresh_event_metrics(warehouse, [d for d in days if d is not None], metrics)
 
@@ -311,8 +343,7 @@ def rebuild_event_metrics(warehouse: Warehouse, metrics: Sequence[EventMetric] |
     for kind, group in _by_kind(metrics).items():
         for lo, hi in _chunks([(oldest, horizon)]):
             _write(warehouse, kind, group, lo, hi)
-    _log_refresh(warehouse, oldest, horizon, [], len(metrics))
-    return (horizon - oldest).days + 1
+    return (horizon - oldest).days + 1  # not logged: the refresh log tracks the whole definition set
 
 
 def sync_event_metric_definitions(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None) -> int:
@@ -323,7 +354,8 @@ def sync_event_metric_definitions(warehouse: Warehouse, metrics: Sequence[EventM
         "key_path": m.key_path, "description": m.description, "time_frame": m.time_frame,
         "value_type": m.value_type, "operator": m.operator, "events": [e.label() for e in m.events],
         "product_section": m.product_section, "product_stage": m.product_stage, "product_group": m.product_group,
-        "metric_status": m.status, "tier": list(m.tier), "performance_indicator_type": list(m.performance_indicator_type),
+        "metric_status": m.status, "tier": list(m.tier),
+        "performance_indicator_type": list(m.performance_indicator_type),
         "is_smau": int(m.has_indicator("smau")), "is_gmau": int(m.has_indicator("gmau")),
         "is_paid_gmau": int(m.has_indicator("paid_gmau")), "is_umau": int(m.has_indicator("umau")), "loaded_at": now,
     } for m in metrics]

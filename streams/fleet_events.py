@@ -63,7 +63,8 @@ def user_hash(seed: int, user: str) -> int:
 
 def _row(rng: random.Random, day: date, event_type: str, category: str, action: str, user: int,
          scope: dict[str, Any]) -> dict[str, Any]:
-    derived = datetime.combine(day, time(), UTC) + timedelta(seconds=rng.randrange(86400), milliseconds=rng.randrange(1000))
+    moment = timedelta(seconds=rng.randrange(86400), milliseconds=rng.randrange(1000))
+    derived = datetime.combine(day, time(), UTC) + moment
     late_days = rng.randint(1, 40) if rng.random() < LATE_RATE else 0
     collected = derived + timedelta(days=late_days, seconds=rng.randint(1, 30))
     return {

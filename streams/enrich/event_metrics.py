@@ -173,7 +173,8 @@ def load_event_metrics(path: Path = EVENT_METRICS_DIR, include_removed: bool = F
             raise EventMetricError(f"{file}: not valid YAML: {exc}") from exc
         for metric in parse_event_metrics(raw, file):
             if metric.key_path in seen:
-                raise _fail(file, "key_path", f"duplicate key_path {metric.key_path!r}, also in {seen[metric.key_path]}")
+                other = seen[metric.key_path]
+                raise _fail(file, "key_path", f"duplicate key_path {metric.key_path!r}, also in {other}")
             seen[metric.key_path] = file
             if include_removed or metric.status != "removed":
                 metrics.append(metric)
