@@ -172,6 +172,10 @@ class SnowplowFleet:
         counts["collector"] = len(self.bad_requests)
         return counts
 
+    def expected_counts(self) -> dict[str, int]:
+        """What `landed_counts` must read after this fleet (and nothing else) was sent."""
+        return {"events": len(self.expected_rows()), "bad_rows": sum(self.expected_dead_letters().values())}
+
     def summary(self) -> dict[str, Any]:
         return {
             "events": len(self.events), "rows": len(self.expected_rows()),
@@ -180,6 +184,14 @@ class SnowplowFleet:
             "bad_requests": len(self.bad_requests), "namespaces": len(self.namespaces),
             "instances": len(self.instances),
         }
+
+
+def landed_counts(warehouse: Any) -> dict[str, int]:
+    """Snowplow rows as queries see them: events landed, bad rows (one per bad event or request)."""
+    return {
+        "events": int(warehouse.query("SELECT count() FROM fct_behavior_structured_event FINAL").scalar()),
+        "bad_rows": int(warehouse.query("SELECT count() FROM raw_snowplow_bad_row").scalar()),
+    }
 
 
 def saas_namespaces(count: int, seed: int = 42) -> list[SaasNamespace]:

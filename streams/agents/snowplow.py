@@ -27,6 +27,7 @@ import orjson
 
 from streams.agents.common import AgentContext, as_bytes, dead_letter, event_headers, received_at, sink_batches
 from streams.agents.common import write_with_retry as _write_with_retry
+from streams.alerts.landed import event_scopes
 from streams.config import TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW
 from streams.enrich.iglu import Registry
 from streams.enrich.pseudonym import hash_key
@@ -120,9 +121,11 @@ class WriteResult:
 def stored_fingerprints(warehouse: Warehouse, event_ids: list[str]) -> dict[str, int]:
     if not event_ids:
         return {}
+    # Ids travel as one comma-joined String: they are UUIDs, and chdb cannot bind Array(String) parameters.
     result = warehouse.query(
-        f"SELECT event_id, any(event_fingerprint) FROM {TABLE} WHERE event_id IN {{ids:Array(String)}} "
-        "GROUP BY event_id", {"ids": event_ids})
+        f"SELECT event_id, any(event_fingerprint) FROM {TABLE} "
+        "WHERE event_id IN (SELECT arrayJoin(splitByChar(',', {ids:String}))) GROUP BY event_id",
+        {"ids": ",".join(event_ids)})
     return {str(event_id): int(fp) for event_id, fp in result.rows}
 
 
@@ -201,6 +204,7 @@ def register(ctx: AgentContext) -> None:
     async def write(records: list[dict]) -> None:
         result = await _write_with_retry(lambda: write_behavior_events(warehouse, records), "snowplow events",
                                          warehouse)
+        await ctx.announce_landed("events", event_scopes(r["row"] for r in records))  # alert evaluation
         now = datetime.now(UTC)
         letters = []
         for record in result.conflicts:

@@ -80,7 +80,10 @@ class TooLarge(Exception):
 async def read_limited(request: web.Request) -> bytes:
     """The body; over the limit, TooLarge with its first MiB (answered as a bad row, not a retryable 413)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise TooLarge(await request.content.read(_KEPT_BAD_BYTES))
+        head = b""
+        while len(head) < _KEPT_BAD_BYTES and (chunk := await request.content.read(_KEPT_BAD_BYTES - len(head))):
+            head += chunk
+        raise TooLarge(head)
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         chunks.append(chunk)
@@ -121,6 +124,7 @@ def routes(collector: Collector) -> list[web.RouteDef]:
         except TooLarge as exc:
             return await publish_bad(request, exc.head, EnvelopeError(
                 400, BAD_SIZE, f"body exceeds {MAX_BODY_BYTES} bytes; send smaller batches"))
+        body = raw
         try:
             try:
                 body = decode_body(raw, request.headers.get("Content-Encoding", ""))
@@ -128,7 +132,7 @@ def routes(collector: Collector) -> list[web.RouteDef]:
                 raise EnvelopeError(400, BAD_SIZE if exc.status == 413 else BAD_FORMAT, exc.reason) from exc
             events = split_payload(body)
         except EnvelopeError as exc:
-            return await publish_bad(request, raw, exc)
+            return await publish_bad(request, body, exc)  # decoded when it could be (so an ip can be blanked)
         await publish_events(request, events)
         return web.Response(text="ok", content_type="text/plain", headers=cors_headers(request))
 
