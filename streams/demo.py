@@ -19,6 +19,17 @@ from streams.agents import CONSUMED_TOPICS
 from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.fleet import GeneratedPing, generate_fleet
+from streams.fleet_seat_link import (
+    generate_seat_links,
+    generate_version_checks,
+    seat_link_summary,
+    send_seat_links,
+    send_version_checks,
+    version_check_summary,
+)
+from streams.fleet_seat_link import landed_counts as seat_version_landed
+from streams.fleet_snowplow import SnowplowFleet, generate_snowplow, send_snowplow
+from streams.fleet_snowplow import landed_counts as snowplow_landed
 from streams.kafka import kafka_cluster, wait_for_zero_lag
 from streams.tables import format_table
 from streams.topics import ensure_topics
@@ -101,7 +112,44 @@ async def wait_until_landed(settings: Settings, bootstrap: str, timeout: float =
     await wait_for_zero_lag(bootstrap, settings.app_id, topics, timeout=timeout)
 
 
-async def _run_pipeline(settings: Settings, bootstrap: str, pings: Sequence[GeneratedPing]) -> SendReport:
+@dataclass
+class DemoFleet:
+    """Everything the sample fleet sends: pings, Seat Links, version checks and Snowplow events."""
+
+    pings: list[GeneratedPing]
+    seat_links: list
+    version_checks: list
+    snowplow: SnowplowFleet
+
+    @classmethod
+    def build(cls, instances: int, weeks: int, seed: int) -> DemoFleet:
+        pings = generate_fleet(instances, weeks, seed=seed)
+        return cls(pings, generate_seat_links(instances, weeks, seed, pings=pings),
+                   generate_version_checks(pings, seed), generate_snowplow(instances, weeks, seed))
+
+
+@dataclass
+class DemoReports:
+    pings: SendReport
+    seat_links: object
+    version_checks: object
+    snowplow: object
+
+
+async def feed(url: str, fleet: DemoFleet) -> DemoReports:
+    """Send every source over HTTP, as the real clients do."""
+    print(f"  Service Ping: {len(fleet.pings):,} pings")
+    pings = await send_pings(url, fleet.pings)
+    print(f"  Seat Link: {len(fleet.seat_links):,} daily reports", flush=True)
+    seat_links = await send_seat_links(url, fleet.seat_links)
+    print(f"  Version Check: {len(fleet.version_checks):,} checks", flush=True)
+    version_checks = await send_version_checks(url, fleet.version_checks)
+    print(f"  Snowplow: {len(fleet.snowplow.events):,} events in tracker batches", flush=True)
+    snowplow = await send_snowplow(url, fleet.snowplow.events, fleet.snowplow.bad_requests)
+    return DemoReports(pings, seat_links, version_checks, snowplow)
+
+
+async def _run_pipeline(settings: Settings, bootstrap: str, fleet: DemoFleet) -> DemoReports:
     await ensure_topics(bootstrap, settings)
     worker = WorkerProcess(settings, bootstrap)
     collector = RunningCollector(bootstrap, settings)
@@ -109,48 +157,80 @@ async def _run_pipeline(settings: Settings, bootstrap: str, pings: Sequence[Gene
     try:
         url = await collector.start()
         print(f"collector on {url}; worker log {worker.log_path}")
-        report = await send_pings(url, pings)
+        reports = await feed(url, fleet)
         print("  waiting for the agents to land everything ...", flush=True)
         await wait_until_landed(settings, bootstrap)
         if not worker.alive():
             raise RuntimeError(f"worker exited early:\n{worker.log_tail()}")
-        return report
+        return reports
     finally:
         await collector.stop()
         worker.stop()
 
 
+def comparison(fleet: DemoFleet, reports: DemoReports, warehouse: Warehouse) -> list[tuple[str, int, int]]:
+    """(what, the generator's own number, what the pipeline did or holds) for every source."""
+    valid = [p for p in fleet.pings if p.valid]
+    got = landed(warehouse)
+    seat = seat_link_summary(fleet.seat_links)
+    checks = version_check_summary(fleet.version_checks)
+    sources = seat_version_landed(warehouse)
+    events = snowplow_landed(warehouse)
+    expected_events = fleet.snowplow.expected_counts()
+    return [
+        ("Service Ping: pings sent over HTTP", len(fleet.pings), reports.pings.sent),
+        ("Service Ping: accepted by the collector (200)", len(fleet.pings), reports.pings.accepted),
+        ("Service Ping: pings landed (fct_ping_instance)", len(valid), got["pings"]),
+        ("Service Ping: raw payloads (raw_service_ping)", len(valid), got["raw_pings"]),
+        ("Service Ping: metric rows (fct_ping_instance_metric)", sum(len(p.expected_metrics) for p in valid),
+         got["metric_rows"]),
+        ("Service Ping:   of which error markers (-1/-2/-1000)",
+         sum(1 for p in valid for v in p.expected_metrics.values() if v < 0), got["error_marker_rows"]),
+        ("Service Ping: rejects (usage.dlq -> raw_dead_letter)", len(fleet.pings) - len(valid), got["rejects"]),
+        ("Service Ping: installations (dim_installation)", len({(p.uuid, p.hostname) for p in valid}),
+         got["installations"]),
+        ("Seat Link: reports accepted (200)", seat["accepted"], reports.seat_links.accepted),
+        ("Seat Link: refused by the collector (4xx)", seat["refused_by_collector"], reports.seat_links.refused),
+        ("Seat Link: reports landed once (fct_seat_link)", seat["landed"], sources["seat_links"]),
+        ("Seat Link: rejects (raw_dead_letter)", seat["dead_letters"], sources["seat_link_rejects"]),
+        ("Version Check: checks answered (200)", checks["accepted"], reports.version_checks.accepted),
+        ("Version Check: checks landed (fct_version_check)", checks["landed"], sources["version_checks"]),
+        ("Snowplow: events landed once (fct_behavior_structured_event)", expected_events["events"],
+         events["events"]),
+        ("Snowplow: bad rows (raw_snowplow_bad_row)", expected_events["bad_rows"], events["bad_rows"]),
+    ]
+
+
 def run_demo(settings: Settings, instances: int = 40, weeks: int = 12, seed: int = 42) -> int:
     """The README's run command. Returns 0 when what landed equals what the generator sent."""
     started = time.monotonic()
-    pings = generate_fleet(instances, weeks, seed=seed)
-    valid = [p for p in pings if p.valid]
-    expected_rows = sum(len(p.expected_metrics) for p in valid)
-    expected_errors = sum(1 for p in valid for v in p.expected_metrics.values() if v < 0)
-    print(f"sample fleet: {instances} instances x {weeks} weeks, seed {seed}: {len(pings):,} pings "
-          f"({len(pings) - len(valid)} deliberately invalid)")
+    fleet = DemoFleet.build(instances, weeks, seed)
+    invalid = sum(1 for p in fleet.pings if not p.valid)
+    print(f"sample fleet: {instances} instances x {weeks} weeks, seed {seed}: {len(fleet.pings):,} pings "
+          f"({invalid} deliberately invalid), {len(fleet.seat_links):,} Seat Links, "
+          f"{len(fleet.version_checks):,} version checks, {len(fleet.snowplow.events):,} Snowplow events")
     with kafka_cluster(settings) as bootstrap:
         print(f"kafka at {bootstrap}")
-        report = asyncio.run(_run_pipeline(settings, bootstrap, pings))
+        reports = asyncio.run(_run_pipeline(settings, bootstrap, fleet))
     warehouse = open_warehouse(settings)
     try:
-        got = landed(warehouse)
+        rows = comparison(fleet, reports, warehouse)
+        ok = all(expected == actual for _, expected, actual in rows)
+        table = [(name, expected, actual, "yes" if expected == actual else "NO") for name, expected, actual in rows]
+        print()
+        print(format_table(["", "generator", "pipeline", "agree"], table, title="Every source, end to end"))
+        for section in demo_sections(warehouse):
+            print()
+            print(section)
     finally:
         warehouse.close()
-    rows = [
-        ("pings sent over HTTP", len(pings), report.sent),
-        ("pings accepted by the collector (200)", len(pings), report.accepted),
-        ("pings landed (fct_ping_instance)", len(valid), got["pings"]),
-        ("raw payloads landed (raw_service_ping)", len(valid), got["raw_pings"]),
-        ("metric rows landed (fct_ping_instance_metric)", expected_rows, got["metric_rows"]),
-        ("  of which error markers (-1/-2/-1000)", expected_errors, got["error_marker_rows"]),
-        ("rejects (usage.dlq -> raw_dead_letter)", len(pings) - len(valid), got["rejects"]),
-        ("installations (dim_installation)", len({(p.uuid, p.hostname) for p in valid}), got["installations"]),
-    ]
-    ok = all(expected == actual for _, expected, actual in rows)
-    table = [(name, expected, actual, "yes" if expected == actual else "NO") for name, expected, actual in rows]
-    print()
-    print(format_table(["", "generator", "warehouse", "agree"], table, title="Service Ping, end to end"))
     print(f"\n{'all numbers agree' if ok else 'MISMATCH'} ({time.monotonic() - started:.1f} s); "
           f"warehouse in {settings.chdb_path if not settings.clickhouse_url else settings.clickhouse_url}")
     return 0 if ok else 1
+
+
+def demo_sections(warehouse: Warehouse) -> list[str]:
+    """The reports a person wants to see after the run."""
+    from streams.marts import demo_tables
+
+    return [demo_tables(warehouse)]

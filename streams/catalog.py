@@ -1,0 +1,162 @@
+"""The analysts' catalog (docs/catalog.md), generated from the definitions themselves.
+
+Every table and view of the warehouse is described by what ClickHouse knows about it: the table COMMENT
+(data class first, then "Grain: ...", then what it holds), the column types and column COMMENTs
+(system.tables, system.columns). Every metric comes from the metric dictionaries loaded into the warehouse
+(dim_ping_metric for Service Ping, dim_event_metric for event metrics when present). Nothing is written by
+hand, so the catalog cannot drift from the SQL: change a COMMENT in a migration and regenerate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.warehouse import DATABASE, Warehouse
+
+LAYERS = (
+    ("raw_", "Raw: what arrived"),
+    ("prep_", "Prep: intermediate joins"),
+    ("dim_", "Dimensions"),
+    ("fct_", "Facts"),
+    ("agg_", "Aggregates (daily states)"),
+    ("mart_", "Marts"),
+    ("rpt_", "Reports"),
+)
+_CLASS = re.compile(r"^\s*(orange|yellow|public|green|red)(\s*/\s*(orange|yellow|public|green|red))*\b", re.I)
+_GRAIN = re.compile(r"Grain:\s*(.+?\.)(\s|$)")
+_TARGET = re.compile(r"\bTO\s+(?:`?\w+`?\.)?`?(\w+)`?")
+
+
+@dataclass(frozen=True)
+class CatalogObject:
+    name: str
+    engine: str
+    comment: str
+    columns: list[tuple[str, str, str]]  # (name, type, comment)
+
+    @property
+    def kind(self) -> str:
+        if self.engine == "View":
+            return "view"
+        if self.engine == "MaterializedView":
+            return "materialized view"
+        return f"table ({self.engine})"
+
+    @property
+    def data_class(self) -> str:
+        match = _CLASS.match(self.comment)
+        return match.group(0).strip().title().replace(" ", "") if match else "unclassified"
+
+    @property
+    def grain(self) -> str:
+        match = _GRAIN.search(self.comment)
+        return match.group(1).rstrip(".") if match else ""
+
+    @property
+    def definition(self) -> str:
+        """The comment without its class and grain: what the object holds."""
+        text = _CLASS.sub("", self.comment, count=1).lstrip(". ")
+        return _GRAIN.sub("", text, count=1).strip()
+
+
+def _materialized_view_comment(create_query: str, comments: dict[str, str]) -> str:
+    """A materialized view holds no data: it takes the class and grain of the table it writes to."""
+    match = _TARGET.search(create_query)
+    if not match or match.group(1) not in comments:
+        return ""
+    return f"{comments[match.group(1)]} Fills {match.group(1)} as rows arrive."
+
+
+def catalog_objects(warehouse: Warehouse) -> list[CatalogObject]:
+    found = warehouse.query(
+        "SELECT name, engine, comment, create_table_query FROM system.tables WHERE database = {db:String} "
+        "AND NOT startsWith(name, '.inner') ORDER BY name", {"db": DATABASE}).rows
+    comments = {name: comment for name, _, comment, _ in found}
+    tables = [(name, engine, _materialized_view_comment(query, comments) if engine == "MaterializedView" and not comment
+               else comment) for name, engine, comment, query in found]
+    columns: dict[str, list[tuple[str, str, str]]] = {}
+    for table, name, ch_type, comment in warehouse.query(
+            "SELECT table, name, type, comment FROM system.columns WHERE database = {db:String} "
+            "ORDER BY table, position", {"db": DATABASE}).rows:
+        columns.setdefault(table, []).append((name, ch_type, comment))
+    return [CatalogObject(name, engine, comment, columns.get(name, [])) for name, engine, comment in tables]
+
+
+def _layer(name: str) -> str:
+    return next((title for prefix, title in LAYERS if name.startswith(prefix)), "Other")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _objects_markdown(objects: list[CatalogObject]) -> list[str]:
+    lines = ["## Tables and views", "", "| object | kind | class | grain |", "|---|---|---|---|"]
+    ordered = sorted(objects, key=lambda o: ([t for _, t in LAYERS].index(_layer(o.name))
+                                             if _layer(o.name) != "Other" else len(LAYERS), o.name))
+    lines += [f"| [`{o.name}`](#{o.name}) | {o.kind} | {o.data_class} | {_cell(o.grain)} |" for o in ordered]
+    current = ""
+    for obj in ordered:
+        if _layer(obj.name) != current:
+            current = _layer(obj.name)
+            lines += ["", f"### {current}"]
+        lines += ["", f"#### {obj.name}", "", f"- kind: {obj.kind}", f"- class: {obj.data_class}"]
+        if obj.grain:
+            lines.append(f"- grain: {_cell(obj.grain)}")
+        if obj.definition:
+            lines.append(f"- definition: {_cell(obj.definition)}")
+        lines += ["", "| column | type | description |", "|---|---|---|"]
+        lines += [f"| `{name}` | `{ch_type}` | {_cell(comment)} |" for name, ch_type, comment in obj.columns]
+    return lines
+
+
+def _flags(row: dict) -> str:
+    return ", ".join(name for name in ("umau", "smau", "gmau", "paid_gmau") if row.get(f"is_{name}")) or ""
+
+
+def _metrics_markdown(warehouse: Warehouse, table: str, path_column: str, title: str) -> list[str]:
+    result = warehouse.query(
+        f"SELECT * FROM {table} FINAL ORDER BY {path_column}")  # names are constants of this module
+    rows = result.dicts()
+    lines = ["", f"## {title}", "", f"{len(rows)} metrics, from `{table}`. Class: public (definitions only).", "",
+             "| metric | time frame | section | stage | group | xMAU | status | description |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| `{row[path_column]}` | {row.get('time_frame', '')} | {row.get('product_section', '')} | "
+            f"{row.get('product_stage', '')} | {row.get('product_group', '')} | {_flags(row)} | "
+            f"{row.get('metric_status', '')} | {_cell(str(row.get('description', '')))} |")
+    return lines
+
+
+def catalog_markdown(warehouse: Warehouse) -> str:
+    objects = catalog_objects(warehouse)
+    names = {o.name for o in objects}
+    lines = [
+        "# Data catalog",
+        "",
+        "Generated by `denomas-usage catalog` from the warehouse's own definitions: table and column COMMENTs",
+        "(system.tables, system.columns) and the metric dictionaries (dim_ping_metric, dim_event_metric). Do not edit:",
+        "change the COMMENT in the migration (or the metric's YAML) and regenerate.",
+        "",
+        "Classes: **Orange** customer/personal row-level data (hostnames, user ids, accounts, IP-derived location),",
+        "**Yellow** financial data and aggregates of it (subscriptions, seats), **Public** everything else.",
+        "Read ReplacingMergeTree tables with `FINAL`; views already do.",
+        "",
+    ]
+    lines += _objects_markdown(objects)
+    if "dim_ping_metric" in names:
+        lines += _metrics_markdown(warehouse, "dim_ping_metric", "metrics_path", "Service Ping metrics")
+    if "dim_event_metric" in names:
+        lines += _metrics_markdown(warehouse, "dim_event_metric", "key_path", "Event metrics")
+    return "\n".join(lines) + "\n"
+
+
+def write_catalog(warehouse: Warehouse, path: Path) -> int:
+    """Write the catalog; return how many objects it describes."""
+    text = catalog_markdown(warehouse)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return len(catalog_objects(warehouse))
