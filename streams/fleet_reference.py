@@ -99,12 +99,13 @@ def _license(ref: FleetReference, lic: FleetLicense, position: int, subscription
 
 
 def _subscription(ref: FleetReference, lic: FleetLicense, subscription_id: str, account: str, billing: str,
-                  name_suffix: str = "") -> None:
+                  position: int) -> None:
+    # Every fourth subscription comes without a seat quantity (0): marts fall back to the reported seat count.
     ref.add("subscriptions", dim_subscription_id=subscription_id,
-            subscription_name=f"A-S{int(_hex('name', subscription_id, length=8), 16) % 10**8:08d}{name_suffix}",
+            subscription_name=f"A-S{int(_hex('name', subscription_id, length=8), 16) % 10**8:08d}",
             dim_crm_account_id=account, dim_billing_account_id=billing, subscription_status="Active",
-            product_tier=_TIER.get(lic.plan, "Unknown"), seats=lic.seats, term_start_date=lic.starts_at,
-            term_end_date=lic.expires_at)
+            product_tier=_TIER.get(lic.plan, "Unknown"), seats=0 if position % 4 == 2 else lic.seats,
+            term_start_date=lic.starts_at, term_end_date=lic.expires_at)
 
 
 def _mapping(ref: FleetReference, lic: FleetLicense, position: int, subscription_id: str, account: str,
@@ -124,19 +125,19 @@ def _add_license(ref: FleetReference, lic: FleetLicense, case: str, position: in
         _license(ref, lic, position, subscription_id)
         # Every third subscription names only its billing account, which names the CRM account.
         direct = position % 3 != 0
-        _subscription(ref, lic, subscription_id, account if direct else "", billing)
+        _subscription(ref, lic, subscription_id, account if direct else "", billing, position)
     elif case == "not_in_customersdot":
         current = current_subscription_id(subscription_id)
-        _subscription(ref, lic, current, account, billing)
+        _subscription(ref, lic, current, account, billing, position)
         _mapping(ref, lic, position, current, "", "license missing from CustomersDot")
     elif case == "no_account":
         _license(ref, lic, position, subscription_id)
-        _subscription(ref, lic, subscription_id, "", "")
+        _subscription(ref, lic, subscription_id, "", "", position)
         _mapping(ref, lic, position, subscription_id, account, "subscription without account")
     elif case == "stale_subscription":
         _license(ref, lic, position, subscription_id)
         current = current_subscription_id(subscription_id)
-        _subscription(ref, lic, current, account, billing)
+        _subscription(ref, lic, current, account, billing, position)
         _mapping(ref, lic, position, current, "", "ignored: CustomersDot names a subscription")
     else:
         raise ValueError(f"unknown case {case}")
