@@ -18,7 +18,9 @@ import aiohttp
 from streams.agents import CONSUMED_TOPICS
 from streams.collector import RunningCollector
 from streams.config import Settings
+from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.fleet import GeneratedPing, generate_fleet
+from streams.fleet_reference import FleetReference, fleet_reference
 from streams.fleet_seat_link import (
     generate_seat_links,
     generate_version_checks,
@@ -31,6 +33,8 @@ from streams.fleet_seat_link import landed_counts as seat_version_landed
 from streams.fleet_snowplow import SnowplowFleet, generate_snowplow, send_snowplow
 from streams.fleet_snowplow import landed_counts as snowplow_landed
 from streams.kafka import kafka_cluster, wait_for_zero_lag
+from streams.reference import match_rate
+from streams.reference import publish as publish_reference
 from streams.tables import format_table
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, count_rows, open_warehouse
@@ -120,12 +124,14 @@ class DemoFleet:
     seat_links: list
     version_checks: list
     snowplow: SnowplowFleet
+    reference: FleetReference
 
     @classmethod
     def build(cls, instances: int, weeks: int, seed: int) -> DemoFleet:
         pings = generate_fleet(instances, weeks, seed=seed)
         return cls(pings, generate_seat_links(instances, weeks, seed, pings=pings),
-                   generate_version_checks(pings, seed), generate_snowplow(instances, weeks, seed))
+                   generate_version_checks(pings, seed), generate_snowplow(instances, weeks, seed),
+                   fleet_reference(instances, weeks, seed))
 
 
 @dataclass
@@ -157,6 +163,9 @@ async def _run_pipeline(settings: Settings, bootstrap: str, fleet: DemoFleet) ->
     try:
         url = await collector.start()
         print(f"collector on {url}; worker log {worker.log_path}")
+        print("  reference data: licenses, subscriptions, accounts, namespaces on the compacted usage.ref.* topics")
+        for kind in fleet.reference.base_kinds():
+            await publish_reference(settings, bootstrap, REFERENCE_KINDS[kind], fleet.reference.rows[kind])
         reports = await feed(url, fleet)
         print("  waiting for the agents to land everything ...", flush=True)
         await wait_until_landed(settings, bootstrap)
@@ -233,4 +242,15 @@ def demo_sections(warehouse: Warehouse) -> list[str]:
     """The reports a person wants to see after the run."""
     from streams.marts import demo_tables
 
-    return [demo_tables(warehouse)]
+    rate = match_rate(warehouse)
+    mart = warehouse.query(
+        "SELECT snapshot_month, dim_subscription_id, dim_crm_account_id, hostname, cleaned_version, "
+        "license_user_count, billable_user_count, active_user_count, max_historical_user_count, "
+        "round(license_utilization, 2) AS utilization FROM mart_product_usage_paid_user_metrics_monthly "
+        "ORDER BY snapshot_month DESC, dim_subscription_id LIMIT 12")
+    return [
+        demo_tables(warehouse),
+        format_table(rate.columns, rate.rows, title="License -> subscription -> account match rate"),
+        format_table(mart.columns, mart.rows,
+                     title="Customer-success mart (mart_product_usage_paid_user_metrics_monthly), newest 12 rows"),
+    ]

@@ -1,0 +1,134 @@
+"""Snowplow benchmarks: events end to end through the collector, and agents -> warehouse alone, against the
+consume + parse floor measured on the same records in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.common import Result
+from streams.collector import RunningCollector
+from streams.config import TOPIC_RAW_SNOWPLOW, Settings
+from streams.demo import wait_until_landed
+from streams.fleet_snowplow import PAYLOAD_DATA, generate_snowplow
+from streams.topics import ensure_topics
+from streams.warehouse import ChdbWarehouse
+from streams.worker import WorkerProcess
+
+BATCH = 10  # events per tracker request (the trackers' default buffer)
+
+
+def events(count: int, tag: str) -> list[dict]:
+    """Valid tracker events from the sample fleet, each with a fresh event id (every one is new work)."""
+    base = [e.payload for e in generate_snowplow(20, 12, seed=3).events if e.expected is not None]
+    out = []
+    for i in range(count):
+        event = dict(base[i % len(base)])
+        event["eid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}-{i}"))
+        out.append(event)
+    return out
+
+
+async def _post_all(url: str, payloads: list[dict], concurrency: int = 8) -> None:
+    bodies = [orjson.dumps({"schema": PAYLOAD_DATA, "data": payloads[i:i + BATCH]})
+              for i in range(0, len(payloads), BATCH)]
+    queue = list(reversed(bodies))
+    endpoint = f"{url}/com.snowplowanalytics.snowplow/tp2"
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while queue:
+            body = queue.pop()
+            async with http.post(endpoint, data=body, headers={"Content-Type": "application/json"}) as response:
+                response.raise_for_status()
+
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+
+
+async def _publish_raw(bootstrap: str, topic: str, payloads: list[dict]) -> None:
+    """Records exactly as the collector publishes them: one per event, receipt metadata in headers."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        futures = []
+        for index, event in enumerate(payloads):
+            headers = [("received_at", now.encode()), ("source", b"snowplow"), ("kind", b"event"),
+                       ("request_id", f"bench-{index // BATCH}".encode()),
+                       ("event_index", str(index % BATCH).encode()), ("useragent", b"bench")]
+            futures.append(await producer.send(topic, orjson.dumps(event), key=event["eid"].encode(),
+                                               headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _consume_parse_rate(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    seen = 0
+    try:
+        started = time.perf_counter()
+        while seen < expected:
+            for messages in (await consumer.getmany(timeout_ms=2000, max_records=5000)).values():
+                for message in messages:
+                    orjson.loads(message.value)
+                    seen += 1
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Result]:
+    stamp = int(time.time())
+    settings = Settings.from_env(data_dir=workdir / "snowplow", topic_prefix=f"benchsp{stamp}.",
+                                 app_id=f"benchsp-{stamp}", topic_partitions=2, sink_batch_size=2000)
+    await ensure_topics(bootstrap, settings)
+    worker = WorkerProcess(settings, bootstrap)
+    collector = RunningCollector(bootstrap, settings)
+    worker.start()
+    try:
+        url = await collector.start()
+        progress("  warming up the worker")
+        await _post_all(url, events(200, "warm"))
+        await wait_until_landed(settings, bootstrap, timeout=300)
+
+        progress(f"  collector -> warehouse: {count:,} events over HTTP in batches of {BATCH}")
+        started = time.perf_counter()
+        await _post_all(url, events(count, "http"))
+        http_done = time.perf_counter() - started
+        await wait_until_landed(settings, bootstrap, timeout=900)
+        end_to_end = count / (time.perf_counter() - started)
+
+        progress(f"  agents -> warehouse: {count:,} new events published straight to the raw topic")
+        started = time.perf_counter()
+        await _publish_raw(bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW), events(count, "raw"))
+        await wait_until_landed(settings, bootstrap, timeout=900)
+        agents_only = count / (time.perf_counter() - started)
+        floor = await _consume_parse_rate(bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW), 2 * count + 200)
+    finally:
+        await collector.stop()
+        worker.stop()
+    warehouse = ChdbWarehouse(settings.chdb_path)
+    try:
+        stored = int(warehouse.query("SELECT count() FROM fct_behavior_structured_event FINAL").scalar())
+    finally:
+        warehouse.close()
+    return [
+        Result("snowplow agents -> warehouse (1 worker)", agents_only, "events/s", floor,
+               ">= 50% of consume + parse", "2 workers: not possible on chdb (one process owns the data dir)"),
+        Result("snowplow collector -> warehouse (1 worker)", end_to_end, "events/s", floor, "",
+               f"{stored:,} events stored; HTTP part alone {count / http_done:,.0f}/s"),
+    ]
+
+
+def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
+    return asyncio.run(_run(bootstrap, workdir, 5_000 if quick else 50_000, progress))
