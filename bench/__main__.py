@@ -15,13 +15,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import service_ping, snowplow
+from bench import queries, service_ping, snowplow
 from bench.common import Result
 from streams.config import PROJECT_ROOT, Settings
 from streams.kafka import kafka_cluster
 from streams.tables import format_table
 
-SUITES = {"service_ping": service_ping.run, "snowplow": snowplow.run}
+SUITES = {"service_ping": service_ping.run, "snowplow": snowplow.run, "queries": queries.run}
 
 
 def progress(message: str) -> None:

@@ -10,7 +10,8 @@ import shutil
 import sys
 from dataclasses import replace
 
-from streams import reference_cli
+from streams import marts_cli, reference_cli
+from streams.alerts import commands as alerts_cli
 from streams.config import Settings
 
 
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     releases.set_defaults(func=cmd_releases)
 
     reference_cli.add_commands(sub)  # reference load/columns/sample, report match-rate, export cs-mart
+    alerts_cli.add_commands(sub)  # alerts list/backtest/validate
+    marts_cli.add_commands(sub)  # catalog, show <mart-or-report>
     return parser
 
 

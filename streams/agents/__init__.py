@@ -10,14 +10,14 @@ from typing import Any
 import faust
 
 from streams import sink
-from streams.agents import reference, seat_link, service_ping, snowplow, version_check
+from streams.agents import alerts, event_metrics, reference, seat_link, service_ping, snowplow, version_check
 from streams.agents.batching import AckAfterStream
 from streams.agents.common import AgentContext, SinkStats, as_bytes, event_headers, letter_row, write_with_retry
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.warehouse import Warehouse
 
-SOURCES = [service_ping, reference, seat_link, version_check, snowplow]
+SOURCES = [service_ping, reference, seat_link, version_check, snowplow, alerts, event_metrics]
 # Topics this app consumes: the consumer group's lag on them tells when everything has landed.
 CONSUMED_TOPICS = [topic for source in SOURCES for topic in source.CONSUMED_TOPICS] + [TOPIC_DLQ]
 

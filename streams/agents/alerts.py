@@ -26,10 +26,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from streams.agents.common import AgentContext, as_bytes, warehouse_is_up, write_with_retry
+from streams.agents.common import AgentContext, PoisonBatch, as_bytes, warehouse_is_up, write_with_retry
 from streams.alerts import store
 from streams.alerts.delivery import Outcome, backoff, deliver
-from streams.alerts.engine import Engine, Evaluation, Landed
+from streams.alerts.engine import Engine, Evaluation
+from streams.alerts.landed import Landed
 from streams.alerts.rules import AlertConfig, Destination, load_rules, metric_time_frames
 from streams.alerts.store import Delivery
 from streams.config import TOPIC_ALERTS, TOPIC_LANDED
@@ -86,10 +87,14 @@ def register(ctx: AgentContext) -> None:
             sent = [await alerts_topic.send(key=f"{rule.name}|{e['scope']['type']}:{e['scope']['id']}".encode(),
                                             value=orjson.dumps(e)) for rule, e in evaluation.events]
             await asyncio.gather(*sent)  # on the topic before the state says "open"
-            if evaluation.state_rows:
-                await write_with_retry(
-                    lambda ev=evaluation: store.write_evaluation(warehouse, ev.alert_rows, ev.state_rows),
-                    "alerts", warehouse)
+            try:
+                if evaluation.state_rows:
+                    await write_with_retry(
+                        lambda ev=evaluation: store.write_evaluation(warehouse, ev.alert_rows, ev.state_rows),
+                        "alerts", warehouse)
+            except PoisonBatch as exc:  # the warehouse refuses the rows: keep the landings for a replay
+                log.error("storing alerts failed: %s", exc)
+                await asyncio.gather(*[await ctx.send_dead_letter(e, "alerts", "sink", str(exc)) for e in events])
             ctx.stats.add(alert_events=len(evaluation.events), alert_scopes_evaluated=evaluation.scopes_evaluated)
 
     @ctx.app.agent(alerts_topic, name="alert_webhooks")
@@ -100,8 +105,9 @@ def register(ctx: AgentContext) -> None:
                 for event in events:
                     try:
                         document = orjson.loads(as_bytes(event.value))
-                        if not isinstance(document, dict) or "event_id" not in document:
-                            raise ValueError("an alert event is a JSON object with an event_id")
+                        if not isinstance(document, dict) or not all(
+                                isinstance(document.get(k), str) for k in ("event_id", "alert_id", "rule", "state")):
+                            raise ValueError("an alert event is a JSON object with event_id, alert_id, rule, state")
                     except ValueError as exc:
                         letters.append(await ctx.send_dead_letter(event, "alerts", "webhook", str(exc)))
                         continue
@@ -137,8 +143,14 @@ async def _finish(ctx: AgentContext, rows: list[dict], dead: list[tuple[Delivery
                                           headers={k: v.encode() for k, v in headers.items()}))
     await asyncio.gather(*letters)
     if rows:
-        await write_with_retry(lambda: store.write_deliveries(ctx.warehouse, rows), "alert deliveries",
-                               ctx.warehouse)
+        try:
+            await write_with_retry(lambda: store.write_deliveries(ctx.warehouse, rows), "alert deliveries",
+                                   ctx.warehouse)
+        except PoisonBatch as exc:  # cannot park: the dead-letter topic keeps what is not delivered yet
+            log.error("storing alert deliveries failed: %s", exc)
+            parked = [Delivery(r["destination"], orjson.loads(r["event"]), r["attempts"], r["kafka_partition"],
+                               r["kafka_offset"]) for r in rows if r["status"] == "pending"]
+            await _finish(ctx, [], [(d, f"could not park: {exc}") for d in parked])
     ctx.stats.add(webhook_delivered=sum(1 for r in rows if r["status"] == "delivered"),
                   webhook_parked=sum(1 for r in rows if r["status"] == "pending"), webhook_dead=len(dead))
 

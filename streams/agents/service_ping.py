@@ -129,6 +129,8 @@ def register(ctx: AgentContext) -> None:
     async def write(records: list[dict]) -> None:
         counts = await write_with_retry(lambda: write_service_ping_batch(warehouse, records), "service pings",
                                         warehouse)
+        await ctx.announce_landed("service_ping", [("instance", r["ping"]["installation_id"]) for r in records
+                                                   if r["kind"] == "ping"])
         ctx.stats.add(**counts)
         log.info("stored %s", counts)
 

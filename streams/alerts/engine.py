@@ -14,36 +14,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from streams.alerts import store
 from streams.alerts.evaluate import OPEN, Scope, ScopeState, alert_event, evaluate_scope
+from streams.alerts.landed import Landed
 from streams.alerts.rules import AlertConfig, Rule
 from streams.alerts.signals import SignalReader
 from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-
-LANDED_SOURCES = ("service_ping", "seat_link", "events")
-
-
-@dataclass(frozen=True)
-class Landed:
-    """One record of usage.landed: data for this scope was stored by this source's sink."""
-
-    source: str
-    scope_type: str
-    scope_id: str
-    landed_at: str | None = None
-
-    @classmethod
-    def from_json(cls, doc: Any) -> Landed:
-        if not isinstance(doc, dict):
-            raise ValueError("a landed record is a JSON object")
-        missing = [k for k in ("source", "scope_type", "scope_id") if not isinstance(doc.get(k), str) or not doc[k]]
-        if missing:
-            raise ValueError(f"landed record needs text fields {', '.join(missing)}")
-        return cls(doc["source"], doc["scope_type"], doc["scope_id"], doc.get("landed_at"))
 
 
 @dataclass

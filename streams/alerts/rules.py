@@ -162,19 +162,23 @@ def parse_days(value: Any) -> int:
 
 
 def _number(raw: Mapping[str, Any], key: str, default: float, problems: _Problems, where: str,
-            low: float | None = None, high: float | None = None, integer: bool = False) -> Any:
+            low: float | None = None, high: float | None = None, integer: bool = False, prefix: str = "") -> Any:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.add(where, key, f"must be a number, got {value!r}")
+        problems.add(where, prefix + key, f"must be a number, got {value!r}")
         return default
     if integer and value != int(value):
-        problems.add(where, key, f"must be a whole number, got {value!r}")
+        problems.add(where, prefix + key, f"must be a whole number, got {value!r}")
         return default
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        problems.add(where, key, f"must be {bounds}, got {value!r}")
+        bounds = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+        problems.add(where, prefix + key, f"must be {bounds}, got {value!r}")
         return default
     return int(value) if integer else float(value)
+
+
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
 
 
 def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], problems: _Problems, where: str, prefix: str) -> None:
@@ -245,26 +249,27 @@ def _condition(raw: Any, problems: _Problems, where: str) -> Condition | None:
         _unknown_keys(raw, {"type", "min_drop_pct"}, problems, where, "condition.")
         if "min_drop_pct" not in raw:
             problems.add(where, "condition.min_drop_pct", "required for relative_drop")
-        pct = _number(raw, "min_drop_pct", 0.0, problems, where, low=0.0, high=100.0)
-        if pct == 0.0 and "min_drop_pct" in raw:
+        pct = _number(raw, "min_drop_pct", 0.0, problems, where, low=0.0, high=100.0, prefix="condition.")
+        if _is_zero(raw.get("min_drop_pct")):
             problems.add(where, "condition.min_drop_pct", "must be above 0")
         return Condition("relative_drop", min_drop_pct=pct)
     if kind == "absolute_drop":
         _unknown_keys(raw, {"type", "min_drop"}, problems, where, "condition.")
         if "min_drop" not in raw:
             problems.add(where, "condition.min_drop", "required for absolute_drop")
-        drop = _number(raw, "min_drop", 0.0, problems, where, low=0.0)
-        if drop == 0.0 and "min_drop" in raw:
+        drop = _number(raw, "min_drop", 0.0, problems, where, low=0.0, prefix="condition.")
+        if _is_zero(raw.get("min_drop")):
             problems.add(where, "condition.min_drop", "must be above 0")
         return Condition("absolute_drop", min_drop=drop)
     _unknown_keys(raw, {"type", "points", "min_points", "k", "min_width_pct"}, problems, where, "condition.")
-    points = _number(raw, "points", 8, problems, where, low=2, high=365, integer=True)
-    min_points = _number(raw, "min_points", min(4, points), problems, where, low=2, high=365, integer=True)
+    points = _number(raw, "points", 8, problems, where, low=2, high=365, integer=True, prefix="condition.")
+    min_points = _number(raw, "min_points", min(4, points), problems, where, low=2, high=365, integer=True,
+                         prefix="condition.")
     if min_points > points:
         problems.add(where, "condition.min_points", f"must not exceed points ({points})")
         min_points = points
-    k = _number(raw, "k", 3.0, problems, where, low=0.0)
-    width = _number(raw, "min_width_pct", 0.0, problems, where, low=0.0, high=100.0)
+    k = _number(raw, "k", 3.0, problems, where, low=0.0, prefix="condition.")
+    width = _number(raw, "min_width_pct", 0.0, problems, where, low=0.0, high=100.0, prefix="condition.")
     return Condition("below_band", points=points, min_points=min_points, k=k, min_width_pct=width)
 
 
@@ -305,17 +310,19 @@ def _rule(raw: Any, index: int, problems: _Problems, metrics: Mapping[str, str] 
         problems.add(where, "resolve", "must be a mapping like {recovery_pct: 90}")
     else:
         _unknown_keys(resolve, {"recovery_pct"}, problems, where, "resolve.")
-        recovery = _number(resolve, "recovery_pct", 90.0, problems, where, low=0.0, high=1000.0)
-        if condition is not None and condition.type == "relative_drop" and recovery <= 100 - condition.min_drop_pct:
-            problems.add(where, "resolve.recovery_pct",
-                         f"must be above {100 - condition.min_drop_pct:g} (the level the alert fires at), "
-                         "or a firing value would count as recovered")
+        recovery = _number(resolve, "recovery_pct", 90.0, problems, where, low=0.0, high=1000.0, prefix="resolve.")
+        fires_at = 100 - condition.min_drop_pct if condition is not None else 100
+        if condition is not None and condition.type == "relative_drop" and fires_at < 100 and recovery <= fires_at:
+            problems.add(where, "resolve.recovery_pct", f"must be above {fires_at:g} (the level the alert fires "
+                                                        "at), or a firing value would count as recovered")
     flags = {}
     for key, default in (("include_ongoing", False), ("enabled", True)):
         flags[key] = raw.get(key, default)
         if not isinstance(flags[key], bool):
             problems.add(where, key, f"must be true or false, got {flags[key]!r}")
             flags[key] = default
+    if flags["include_ongoing"] and signal is not None and signal.source != "events":
+        problems.add(where, "include_ongoing", "only events signals have an ongoing (incomplete) period")
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.add(where, "description", "must be text")
@@ -393,7 +400,8 @@ def parse_config(raw: Any, source: str = "<memory>", metrics: Mapping[str, str] 
         raise RuleError([f"{source}: top level: rules: must be a mapping with a 'rules:' list"])
     _unknown_keys(raw, {"rules", "destinations"}, problems, "top level", "")
     rules = [_rule(item, i, problems, metrics) for i, item in enumerate(raw["rules"])]
-    names = [rule.name for rule in rules if rule is not None]
+    names = [item["name"] for item in raw["rules"] if isinstance(item, Mapping) and isinstance(item.get("name"), str)
+             and _NAME.match(item["name"])]
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
         problems.add(f"rule {duplicate!r}", "name", "used by more than one rule")
     destinations_raw = raw.get("destinations") or []

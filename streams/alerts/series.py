@@ -53,10 +53,10 @@ def rollup(rows: Iterable[MemberRow], carry_days: int) -> dict[str, list[Point]]
     return result
 
 
-def fill_days(series: dict[str, list[Point]], end: date) -> dict[str, list[Point]]:
+def fill_days(series: dict[str, list[Point]], ends: dict[str, date]) -> dict[str, list[Point]]:
     """Daily window series: a day without a row had no active user in its window, so its value is 0.
 
-    Days are filled from a scope's first point up to `end`.
+    Days are filled from a scope's first point up to its end (`ends[scope]`).
     """
     filled = {}
     for scope_id, points in series.items():
@@ -64,8 +64,9 @@ def fill_days(series: dict[str, list[Point]], end: date) -> dict[str, list[Point
             continue
         known = {p.period: p.value for p in points}
         day, out = points[0].period, []
-        while day <= end:
+        while day <= ends[scope_id]:
             out.append(Point(day, known.get(day, 0.0)))
             day += timedelta(days=1)
-        filled[scope_id] = out
+        if out:
+            filled[scope_id] = out
     return filled

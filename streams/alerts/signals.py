@@ -7,7 +7,7 @@ Sources and scopes (scope ids are what the sinks announce on usage.landed):
   `prep_ping_subscription` (reference data) when it exists, else the subscription id the license in the
   ping names (accounts need the reference data).
 - seat_link: fct_seat_link.active_user_count per installation and day; subscriptions and accounts through
-  dim_license (license_md5 or license_sha256) and dim_subscription.
+  `prep_seat_link_subscription` (license by md5 or sha256 -> subscription -> account).
 - events: distinct users over the 7/28 days ending on each day, merged from the daily bitmaps of
   agg_behavior_active_daily (instance = instance uuid, namespace = top-level namespace); subscriptions and
   accounts union their namespaces' bitmaps through dim_namespace (exact distinct users, not a sum).
@@ -22,11 +22,14 @@ from datetime import date, timedelta
 
 from streams.alerts import series as S
 from streams.alerts.evaluate import Point
+from streams.alerts.params import id_list, json_ids
 from streams.alerts.rules import Rule
 from streams.warehouse import Warehouse
 
 EPOCH = date(1970, 1, 1)
 _PERIOD_SQL = {"week": "toMonday({col})", "day": "toDate({col})"}
+IDS = id_list("ids")
+_GROUP_COLUMN = {"subscription": "dim_subscription_id", "account": "dim_crm_account_id"}
 
 
 class Tables:
@@ -36,7 +39,7 @@ class Tables:
         self.warehouse = warehouse
         self.ttl_seconds = ttl_seconds
         self._names: set[str] = set()
-        self._read_at = 0.0
+        self._read_at = float("-inf")
 
     def __contains__(self, name: object) -> bool:
         if name not in self._names and time.monotonic() - self._read_at > self.ttl_seconds:
@@ -51,7 +54,7 @@ def _date(value: object) -> date:
 
 
 def _ids_params(ids: Iterable[str] | None) -> dict:
-    return {"all": 1 if ids is None else 0, "ids": [] if ids is None else sorted(set(ids))}
+    return {"all": 1 if ids is None else 0, "ids": json_ids(ids or [])}
 
 
 class SignalReader:
@@ -71,7 +74,7 @@ class SignalReader:
         if rule.signal.source == "service_ping" and rule.scope == "account":
             needs.append("prep_ping_subscription")
         if rule.signal.source == "seat_link" and rule.scope in ("subscription", "account"):
-            needs += ["dim_license"] + (["dim_subscription"] if rule.scope == "account" else [])
+            needs.append("prep_seat_link_subscription")
         if rule.signal.source == "events" and rule.scope in ("subscription", "account"):
             needs.append("dim_namespace")
         absent = [name for name in needs if name not in self.tables]
@@ -87,22 +90,19 @@ class SignalReader:
         if landed_type == rule.scope:
             return set(ids)
         source = rule.signal.source
-        params = {"ids": ids}
+        params = {"ids": json_ids(ids)}
         if source == "service_ping" and landed_type == "instance":
             sql = f"""SELECT DISTINCT group_id FROM ({self._ping_groups(rule.scope)}) AS m
                       WHERE ping_id IN (SELECT ping_id FROM fct_ping_instance
-                                        WHERE installation_id IN {{ids:Array(String)}})
+                                        WHERE installation_id IN {IDS})
                         AND group_id != ''"""
         elif source == "seat_link" and landed_type == "instance":
-            sql = f"""SELECT DISTINCT m.group_id FROM (
-                          SELECT hash FROM fct_seat_link ARRAY JOIN [license_md5, license_sha256] AS hash
-                          WHERE installation_id IN {{ids:Array(String)}} AND hash != '') AS s
-                      INNER JOIN ({self._license_groups(rule.scope)}) AS m ON s.hash = m.hash
-                      WHERE m.group_id != ''"""
+            sql = f"""SELECT DISTINCT group_id FROM ({self._seat_link_groups(rule.scope)})
+                      WHERE installation_id IN {IDS} AND group_id != ''"""
         elif source == "events" and landed_type == "namespace" and rule.scope in ("subscription", "account"):
-            column = "dim_subscription_id" if rule.scope == "subscription" else "dim_crm_account_id"
+            column = _GROUP_COLUMN[rule.scope]
             sql = f"""SELECT DISTINCT {column} FROM dim_namespace FINAL
-                      WHERE toString(namespace_id) IN {{ids:Array(String)}} AND {column} != ''"""
+                      WHERE toString(namespace_id) IN {IDS} AND {column} != ''"""
         else:
             return set()
         return {str(row[0]) for row in self.warehouse.query(sql, params).rows}
@@ -113,13 +113,15 @@ class SignalReader:
                today: date | None = None) -> dict[str, list[Point]]:
         """The rule's points per scope id, for `ids` (None: every scope), from `since` on."""
         since = since or EPOCH
+        if rule.signal.period == "week":
+            since -= timedelta(days=since.weekday())  # whole weeks only
         source = rule.signal.source
         if source == "events":
             return self._events(rule, ids, since, today or date.today())
         if rule.scope == "instance":
             values = self._ping_values(rule) if source == "service_ping" else self._seat_link_values()
             sql = f"""SELECT installation_id, {self._period(rule)} AS period, argMax(value, recorded_at)
-                      FROM ({values}) WHERE ({{all:UInt8}} = 1 OR installation_id IN {{ids:Array(String)}})
+                      FROM ({values}) WHERE ({{all:UInt8}} = 1 OR installation_id IN {IDS})
                         AND recorded_at >= {{since:Date}}
                       GROUP BY installation_id, period"""
             rows = self.warehouse.query(sql, self._params(rule, ids, since)).rows
@@ -129,16 +131,15 @@ class SignalReader:
                              argMax(v.value, v.recorded_at)
                       FROM ({self._ping_values(rule)}) AS v
                       INNER JOIN ({self._ping_groups(rule.scope)}) AS m ON v.ping_id = m.ping_id
-                      WHERE ({{all:UInt8}} = 1 OR m.group_id IN {{ids:Array(String)}}) AND m.group_id != ''
+                      WHERE ({{all:UInt8}} = 1 OR m.group_id IN {IDS}) AND m.group_id != ''
                         AND v.recorded_at >= {{since:Date}}
                       GROUP BY m.group_id, v.installation_id, period"""
         else:
             sql = f"""SELECT m.group_id, s.installation_id, {self._period(rule, 's.recorded_at')} AS period,
                              argMax(s.value, s.recorded_at)
-                      FROM (SELECT installation_id, recorded_at, value, hash FROM ({self._seat_link_values()})
-                            ARRAY JOIN [license_md5, license_sha256] AS hash WHERE hash != '') AS s
-                      INNER JOIN ({self._license_groups(rule.scope)}) AS m ON s.hash = m.hash
-                      WHERE ({{all:UInt8}} = 1 OR m.group_id IN {{ids:Array(String)}}) AND m.group_id != ''
+                      FROM ({self._seat_link_values()}) AS s
+                      INNER JOIN ({self._seat_link_groups(rule.scope)}) AS m ON s.seat_link_id = m.seat_link_id
+                      WHERE ({{all:UInt8}} = 1 OR m.group_id IN {IDS}) AND m.group_id != ''
                         AND s.recorded_at >= {{since:Date}}
                       GROUP BY m.group_id, s.installation_id, period"""
         rows = self.warehouse.query(sql, self._params(rule, ids, since)).rows
@@ -169,49 +170,52 @@ class SignalReader:
 
     @staticmethod
     def _seat_link_values() -> str:
-        return ("SELECT installation_id, report_timestamp AS recorded_at, toFloat64(active_user_count) AS value, "
-                "license_md5, license_sha256 FROM fct_seat_link FINAL "
+        return ("SELECT seat_link_id, installation_id, report_timestamp AS recorded_at, "
+                "toFloat64(active_user_count) AS value FROM fct_seat_link FINAL "
                 "WHERE active_user_count IS NOT NULL AND active_user_count >= 0")
 
     def _ping_groups(self, scope: str) -> str:
-        """ping_id -> subscription or account id."""
+        """ping_id -> subscription or account id (the reference model's matching, else the reported id)."""
         if "prep_ping_subscription" in self.tables:
-            column = "dim_subscription_id" if scope == "subscription" else "dim_crm_account_id"
-            return f"SELECT ping_id, min({column}) AS group_id FROM prep_ping_subscription GROUP BY ping_id"
+            return f"SELECT ping_id, {_GROUP_COLUMN[scope]} AS group_id FROM prep_ping_subscription"
         return "SELECT ping_id, license_subscription_id AS group_id FROM fct_ping_instance FINAL"
 
     @staticmethod
-    def _license_groups(scope: str) -> str:
-        """license hash (md5 or sha256) -> subscription or account id."""
-        licenses = ("SELECT hash, dim_subscription_id FROM dim_license FINAL "
-                    "ARRAY JOIN [license_md5, license_sha256] AS hash WHERE hash != ''")
-        if scope == "subscription":
-            return f"SELECT DISTINCT hash, dim_subscription_id AS group_id FROM ({licenses})"
-        return (f"SELECT DISTINCT l.hash AS hash, s.dim_crm_account_id AS group_id FROM ({licenses}) AS l "
-                "INNER JOIN (SELECT dim_subscription_id, dim_crm_account_id FROM dim_subscription FINAL) AS s "
-                "ON l.dim_subscription_id = s.dim_subscription_id")
+    def _seat_link_groups(scope: str) -> str:
+        """seat_link_id -> subscription or account id (license by md5 or sha256, as the reference model)."""
+        return (f"SELECT seat_link_id, installation_id, {_GROUP_COLUMN[scope]} AS group_id "
+                "FROM prep_seat_link_subscription")
 
     def _events(self, rule: Rule, ids: Iterable[str] | None, since: date, today: date) -> dict[str, list[Point]]:
+        """Distinct users of the window ending on each day. A day counts as complete once the scope has events
+        of a later day (its users keep arriving until then), so a partly loaded history never looks like a
+        drop; `include_ongoing` also evaluates the newest day, today included."""
         window = rule.signal.window_days
         until = today if rule.include_ongoing else today - timedelta(days=1)
         lowest = since - timedelta(days=window - 1)  # the first window needs its earlier days
         params = _ids_params(ids) | {"w": window, "scope": rule.scope, "lo": lowest.isoformat(),
-                                     "since": since.isoformat(), "until": until.isoformat()}
+                                     "since": since.isoformat(), "until": until.isoformat(),
+                                     "today": today.isoformat()}
         if rule.scope in ("instance", "namespace"):
-            daily = """SELECT scope_id AS group_id, behavior_date, users FROM agg_behavior_active_daily
-                        WHERE scope = {scope:String} AND ({all:UInt8} = 1 OR scope_id IN {ids:Array(String)})
-                          AND behavior_date BETWEEN {lo:Date} AND {until:Date}"""
+            daily = f"""SELECT scope_id AS group_id, behavior_date, users FROM agg_behavior_active_daily
+                        WHERE scope = {{scope:String}} AND ({{all:UInt8}} = 1 OR scope_id IN {IDS})
+                          AND behavior_date BETWEEN {{lo:Date}} AND {{today:Date}}"""
         else:
-            column = "dim_subscription_id" if rule.scope == "subscription" else "dim_crm_account_id"
+            column = _GROUP_COLUMN[rule.scope]
             daily = f"""SELECT n.group_id AS group_id, a.behavior_date AS behavior_date, a.users AS users
                         FROM agg_behavior_active_daily AS a
                         INNER JOIN (SELECT toString(namespace_id) AS scope_id, {column} AS group_id
                                     FROM dim_namespace FINAL WHERE {column} != '') AS n ON a.scope_id = n.scope_id
-                        WHERE a.scope = 'namespace' AND ({{all:UInt8}} = 1 OR n.group_id IN {{ids:Array(String)}})
-                          AND a.behavior_date BETWEEN {{lo:Date}} AND {{until:Date}}"""
+                        WHERE a.scope = 'namespace' AND ({{all:UInt8}} = 1 OR n.group_id IN {IDS})
+                          AND a.behavior_date BETWEEN {{lo:Date}} AND {{today:Date}}"""
         sql = f"""SELECT group_id, toDate(behavior_date + k) AS day, groupBitmapMerge(users) AS users
                   FROM ({daily}) ARRAY JOIN range({{w:UInt32}}) AS k
                   GROUP BY group_id, day
                   HAVING day BETWEEN {{since:Date}} AND {{until:Date}}"""
         rows = self.warehouse.query(sql, params).rows
-        return S.fill_days(S.by_scope((str(g), _date(d), float(u)) for g, d, u in rows), until)
+        newest = self.warehouse.query(f"SELECT group_id, max(behavior_date) FROM ({daily}) GROUP BY group_id",
+                                      params).rows
+        lag = timedelta(days=0 if rule.include_ongoing else 1)
+        ends = {str(g): min(until, _date(d) - lag) for g, d in newest}
+        series = S.by_scope((str(g), _date(d), float(u)) for g, d, u in rows)
+        return S.fill_days({g: [p for p in points if p.period <= ends[g]] for g, points in series.items()}, ends)

@@ -10,10 +10,11 @@ from typing import Any
 import orjson
 
 from streams.alerts.evaluate import RESOLVED, OpenAlert, Scope, ScopeState, Transition
+from streams.alerts.params import id_list, json_ids
 from streams.alerts.rules import Rule
 from streams.warehouse import Warehouse
 
-StateKey = tuple[str, str, str]  # rule, scope type, scope id
+IDS = id_list("ids")
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,11 @@ def load_states(warehouse: Warehouse, rule: Rule, scope_ids: Iterable[str]) -> d
     if not ids:
         return {}
     result = warehouse.query(
-        """SELECT scope_id, evaluated_through, last_change, last_resolved, open_alert_id, open_period, open_value,
-                  open_baseline, open_threshold, open_opened_at
-           FROM alert_scope_state FINAL
-           WHERE rule = {rule:String} AND scope_type = {scope:String} AND scope_id IN {ids:Array(String)}""",
-        {"rule": rule.name, "scope": rule.scope, "ids": ids},
+        f"""SELECT scope_id, evaluated_through, last_change, last_resolved, open_alert_id, open_period, open_value,
+                   open_baseline, open_threshold, open_opened_at
+            FROM alert_scope_state FINAL
+            WHERE rule = {{rule:String}} AND scope_type = {{scope:String}} AND scope_id IN {IDS}""",
+        {"rule": rule.name, "scope": rule.scope, "ids": json_ids(ids)},
     )
     states = {}
     for sid, through, change, resolved, alert_id, period, value, baseline, threshold, opened_at in result.rows:
@@ -133,9 +134,9 @@ def finished_deliveries(warehouse: Warehouse, destination: str, event_ids: Seque
     if not event_ids:
         return set()
     result = warehouse.query(
-        """SELECT event_id FROM alert_delivery FINAL
-           WHERE destination = {d:String} AND event_id IN {ids:Array(String)} AND status IN ('delivered', 'dead')""",
-        {"d": destination, "ids": list(event_ids)},
+        f"""SELECT event_id FROM alert_delivery FINAL
+            WHERE destination = {{d:String}} AND event_id IN {IDS} AND status IN ('delivered', 'dead')""",
+        {"d": destination, "ids": json_ids(event_ids)},
     )
     return {row[0] for row in result.rows}
 
@@ -157,9 +158,9 @@ def pending_alert_ids(warehouse: Warehouse, destination: str, alert_ids: Sequenc
     if not alert_ids:
         return set()
     result = warehouse.query(
-        """SELECT DISTINCT alert_id FROM alert_delivery FINAL
-           WHERE destination = {d:String} AND alert_id IN {ids:Array(String)} AND status = 'pending'""",
-        {"d": destination, "ids": list(alert_ids)},
+        f"""SELECT DISTINCT alert_id FROM alert_delivery FINAL
+            WHERE destination = {{d:String}} AND alert_id IN {IDS} AND status = 'pending'""",
+        {"d": destination, "ids": json_ids(alert_ids)},
     )
     return {row[0] for row in result.rows}
 
