@@ -9,6 +9,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from streams.config import MAX_MESSAGE_BYTES
+
 
 @dataclass
 class Result:
@@ -55,3 +60,21 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+async def consume_parse_rate(bootstrap: str, topic: str, expected: int) -> float:
+    """The floor: aiokafka consume + orjson.loads of the same messages, no other work."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+                                enable_auto_commit=False, max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+    await consumer.start()
+    seen = 0
+    try:
+        started = time.perf_counter()
+        while seen < expected:
+            for messages in (await consumer.getmany(timeout_ms=2000, max_records=5000)).values():
+                for message in messages:
+                    orjson.loads(message.value)
+                    seen += 1
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from bench.common import Result, best_rate, peak_rss_mb, percentile
+from bench.common import Result, best_rate, consume_parse_rate, peak_rss_mb, percentile
 from streams.agents.service_ping import ServicePingNormalizer
+from streams.alerts.latency import measure_alert_latency
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_RAW_SERVICE_PING, Settings
 from streams.demo import wait_until_landed
 from streams.enrich.metric_dictionary import MetricDictionary
@@ -103,24 +104,6 @@ def bench_warehouse_insert(bodies: list[bytes], workdir: Path) -> float:
         warehouse.close()
 
 
-async def consume_parse_rate(bootstrap: str, topic: str, expected: int) -> float:
-    """The floor: aiokafka consume + orjson.loads of the same messages, no other work."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
-                                enable_auto_commit=False, max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
-    await consumer.start()
-    seen = 0
-    try:
-        started = time.perf_counter()
-        while seen < expected:
-            for messages in (await consumer.getmany(timeout_ms=2000, max_records=500)).values():
-                for message in messages:
-                    orjson.loads(message.value)
-                    seen += 1
-        return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
 async def publish(bootstrap: str, topic: str, bodies: list[bytes]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=MAX_MESSAGE_BYTES, linger_ms=5)
     await producer.start()
@@ -164,7 +147,7 @@ async def _wait_http(url: str, timeout: float = 30) -> None:
 
 async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) -> list[Result]:
     settings = Settings.from_env(data_dir=workdir / "e2e", topic_prefix=f"bench{int(time.time())}.",
-                                 app_id=f"bench-{int(time.time())}", topic_partitions=2, sink_batch_size=100)
+                                 app_id=f"bench-{int(time.time())}", topic_partitions=2)
     await ensure_topics(bootstrap, settings)
     raw_topic = settings.topic(TOPIC_RAW_SERVICE_PING)
     bodies = big_pings(pings, tag="e2e")
@@ -195,6 +178,8 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
             await _wait_http(url)
             await _post_paced(url, big_pings(100, tag="lat"), per_second=10)
             await wait_until_landed(settings, bootstrap, timeout=300)
+            progress("  last input -> alert on usage.alerts: a new instance whose active users drop")
+            alert_seconds = [(await measure_alert_latency(url, bootstrap, settings)).seconds for _ in range(5)]
             collector_rss = peak_rss_mb(collector.pid)
         finally:
             collector.terminate()
@@ -213,6 +198,8 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
     results.append(Result("latency collector answer -> queryable, p50", percentile(lags, 50), "ms", None,
                           "", f"{len(lags)} pings at 10/s"))
     results.append(Result("latency collector answer -> queryable, p99", percentile(lags, 99), "ms"))
+    results.append(Result("latency last input -> alert on topic, p50", percentile(alert_seconds, 50) * 1000, "ms",
+                          None, "", f"{len(alert_seconds)} drops, max {max(alert_seconds) * 1000:,.0f} ms"))
     results.append(Result("peak RSS worker", worker_rss, "MiB", None, "< 500 MiB"))
     results.append(Result("peak RSS collector", collector_rss, "MiB"))
     return results

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from bench.common import Result
+from bench.common import Result, consume_parse_rate
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
@@ -70,27 +70,10 @@ async def _publish_raw(bootstrap: str, topic: str, payloads: list[dict]) -> None
         await producer.stop()
 
 
-async def _consume_parse_rate(bootstrap: str, topic: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
-    seen = 0
-    try:
-        started = time.perf_counter()
-        while seen < expected:
-            for messages in (await consumer.getmany(timeout_ms=2000, max_records=5000)).values():
-                for message in messages:
-                    orjson.loads(message.value)
-                    seen += 1
-        return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
 async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Result]:
     stamp = int(time.time())
     settings = Settings.from_env(data_dir=workdir / "snowplow", topic_prefix=f"benchsp{stamp}.",
-                                 app_id=f"benchsp-{stamp}", topic_partitions=2, sink_batch_size=2000)
+                                 app_id=f"benchsp-{stamp}", topic_partitions=2)
     await ensure_topics(bootstrap, settings)
     worker = WorkerProcess(settings, bootstrap)
     collector = RunningCollector(bootstrap, settings)
@@ -113,7 +96,7 @@ async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Resu
         await _publish_raw(bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW), events(count, "raw"))
         await wait_until_landed(settings, bootstrap, timeout=900)
         agents_only = count / (time.perf_counter() - started)
-        floor = await _consume_parse_rate(bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW), 2 * count + 200)
+        floor = await consume_parse_rate(bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW), 2 * count + 200)
     finally:
         await collector.stop()
         worker.stop()

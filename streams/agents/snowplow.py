@@ -218,4 +218,4 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.agent(normalized_events, name="snowplow_sink")
     async def snowplow_sink(stream: Any) -> None:
-        await sink_batches(ctx, stream, SOURCE, write, settings.sink_batch_size * 5, settings.sink_batch_seconds)
+        await sink_batches(ctx, stream, SOURCE, write, settings.event_batch_size, settings.sink_batch_seconds)
