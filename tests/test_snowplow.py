@@ -28,6 +28,7 @@ from streams.collector import RunningCollector
 from streams.collector.snowplow import PIXEL
 from streams.config import MAX_BODY_BYTES, TOPIC_DLQ, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
+from streams.enrich.geo import encode_location, locate
 from streams.enrich.pseudonym import hash_key
 from streams.fleet_snowplow import LINK_CLICK, STANDARD, generate_snowplow, send_snowplow
 from streams.topics import ensure_topics
@@ -309,7 +310,7 @@ def test_the_raw_topic_holds_one_keyed_record_per_event_and_no_ip_in_any_body(fi
         assert headers["received_at"] and headers["request_id"] and headers["event_index"]
         by_request[headers["request_id"]] += 1
         if isinstance(value, dict):
-            assert "ip" not in value  # moved to the client_ip header
+            assert "ip" not in value  # resolved to a coarse location by the collector, then dropped
             if "eid" in value:
                 by_eid.setdefault(value["eid"], []).append((record.key, headers))
     [(_, mixed_headers)] = by_eid[first_run.mixed_good[0]]
@@ -317,11 +318,12 @@ def test_the_raw_topic_holds_one_keyed_record_per_event_and_no_ip_in_any_body(fi
     for tracked in first_run.tracked:
         [(key, headers)] = by_eid[tracked.event_id]
         assert key == f"u:{expected_hash('4242'):016x}".encode()  # keyed by the (hashed) user of the context
-        assert headers["client_ip"].decode() == tracked.ip  # for the agent's geo lookup only
+        assert "client_ip" not in headers  # no IP is ever written to Kafka
+        assert headers["client_geo"].decode() == encode_location(locate(tracked.ip))
     bad = [r for r in records if dict(r.headers)["kind"] == b"bad_request"]
     assert len(bad) == 5 + len(fleet.bad_requests)
     assert {r.value for r in bad} >= {request.body for request in fleet.bad_requests}  # original bytes
-    assert all(TRACKER_IP.encode() not in r.value for r in records)
+    assert all(TRACKER_IP.encode() not in r.value + b"".join(v for _, v in r.headers) for r in records)
 
 
 def test_collector_edge_cases_forwarded_for_anonymous_oversized_and_gzip(kafka_bootstrap, tmp_path, unique_name):
@@ -353,8 +355,11 @@ def test_collector_edge_cases_forwarded_for_anonymous_oversized_and_gzip(kafka_b
     statuses, records = asyncio.run(run())
     assert statuses == [200, 200, 400, 200]  # an oversized body is a bad row, never a retried 413
     by_eid = {orjson.loads(r.value)["eid"]: dict(r.headers) for r in records if dict(r.headers)["kind"] == b"event"}
-    assert by_eid[forwarded["eid"]]["client_ip"] == b"203.0.113.7"
-    assert "client_ip" not in by_eid[anonymous["eid"]]  # SP-Anonymous: no address at all, not even the tracker's
+    # X-Forwarded-For 203.0.113.7 is located (a documentation range standing in for Tokyo); the IP itself never
+    # reaches Kafka. SP-Anonymous: no location at all, not even from the tracker's own ip parameter.
+    assert by_eid[forwarded["eid"]]["client_geo"] == b"JP|Tokyo|Tokyo"
+    assert "client_ip" not in by_eid[forwarded["eid"]]
+    assert "client_geo" not in by_eid[anonymous["eid"]] and "client_ip" not in by_eid[anonymous["eid"]]
     assert zipped["eid"] in by_eid
     [oversized] = [r for r in records if dict(r.headers)["kind"] == b"bad_request"]
     assert dict(oversized.headers)["bad_row_type"].decode().endswith("/size_violation/jsonschema/1-0-0")
@@ -590,7 +595,8 @@ def test_no_ip_address_is_stored_anywhere_in_the_warehouse(first_run, settings, 
 def test_no_ip_address_leaves_the_raw_topic(first_run, kafka_bootstrap, settings, fleet):
     addresses = {TRACKER_IP.encode(), LOOPBACK.encode()} | {e.payload["ip"].encode() for e in fleet.events
                                                             if "ip" in e.payload}
-    for topic in (TOPIC_NORMALIZED_SNOWPLOW, TOPIC_DLQ):
+    # The raw topic too (kept forever for replays): the collector resolves the location at the edge.
+    for topic in (TOPIC_RAW_SNOWPLOW, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_DLQ):
         records = asyncio.run(consume_all(kafka_bootstrap, settings.topic(topic)))
         assert records
         for record in records:

@@ -29,6 +29,7 @@ from streams.agents.common import AgentContext, as_bytes, dead_letter, event_hea
 from streams.agents.common import write_with_retry as _write_with_retry
 from streams.alerts.landed import event_scopes
 from streams.config import TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW
+from streams.enrich.geo import decode_location
 from streams.enrich.iglu import Registry
 from streams.enrich.pseudonym import hash_key
 from streams.enrich.snowplow import (
@@ -36,6 +37,7 @@ from streams.enrich.snowplow import (
     BAD_ENRICHMENT,
     BAD_FORMAT,
     H_BAD_ROW_TYPE,
+    H_CLIENT_GEO,
     H_CLIENT_IP,
     H_EVENT_INDEX,
     H_REASON,
@@ -65,13 +67,15 @@ class BadRow(Exception):
 
 
 def receipt_from(headers: dict[str, str], ip: str | None) -> Receipt:
+    geo = headers.get(H_CLIENT_GEO)
     try:
         index = int(headers.get(H_EVENT_INDEX, "0"))
     except ValueError:
         index = 0
     return Receipt(collector_tstamp=received_at(headers), request_id=headers.get("request_id", ""),
                    event_index=index, collector=headers.get("collector", ""),
-                   useragent=headers.get(H_USERAGENT, ""), ip=ip)
+                   useragent=headers.get(H_USERAGENT, ""), ip=ip,
+                   location=decode_location(geo) if geo is not None and not ip else None)
 
 
 @dataclass

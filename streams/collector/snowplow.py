@@ -30,11 +30,12 @@ from aiohttp import web
 
 from streams.collector.common import BadRequest, Collector, decode_body
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SNOWPLOW
+from streams.enrich.geo import encode_location, locate
 from streams.enrich.snowplow import (
     BAD_FORMAT,
     BAD_SIZE,
     H_BAD_ROW_TYPE,
-    H_CLIENT_IP,
+    H_CLIENT_GEO,
     H_EVENT_INDEX,
     H_REASON,
     H_USERAGENT,
@@ -108,7 +109,8 @@ def routes(collector: Collector) -> list[web.RouteDef]:
             ip = take_ip(event)
             headers = common | {H_EVENT_INDEX: str(index)}
             if not anonymous and (ip or connection_ip):
-                headers[H_CLIENT_IP] = ip or connection_ip  # type: ignore[assignment]
+                # IP -> coarse location here, at the edge: no IP is ever written to Kafka.
+                headers[H_CLIENT_GEO] = encode_location(locate(ip or connection_ip))
             sends.append(collector.publish(topic, partition_key(event), orjson.dumps(event), headers))
         await asyncio.gather(*sends)
 

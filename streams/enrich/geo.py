@@ -51,3 +51,13 @@ def locate(ip: str | None) -> Location:
     if address.is_private or address.is_loopback or address.is_link_local:
         return LOCAL
     return UNKNOWN
+
+
+def encode_location(location: Location) -> str:
+    """The location as one header value ("country|region|city"): what travels instead of the IP."""
+    return "|".join((location.country, location.region, location.city))
+
+
+def decode_location(text: str) -> Location:
+    parts = (text.split("|") + ["", "", ""])[:3]
+    return Location(*parts)

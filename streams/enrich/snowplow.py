@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 import orjson
 from jsonschema import Draft7Validator
 
-from streams.enrich.geo import locate
+from streams.enrich.geo import Location, locate
 from streams.enrich.iglu import SNOWPLOW_SCHEMAS_DIR, Registry, SchemaKey, parse_uri
 from streams.enrich.pseudonym import user_hash
 from streams.enrich.useragent import ua_family
@@ -53,7 +53,8 @@ BAD_ENRICHMENT = f"{_BADROWS}/enrichment_failures/jsonschema/2-0-0"
 BAD_CONFLICT = "iglu:com.denomas.badrows/event_id_conflict/jsonschema/1-0-0"
 
 # Kafka headers the collector adds next to the receipt headers of streams.collector.common.
-H_CLIENT_IP = "client_ip"  # only for the geo lookup; the agent drops it
+H_CLIENT_IP = "client_ip"  # legacy records only: the collector now sends H_CLIENT_GEO, never the IP
+H_CLIENT_GEO = "client_geo"  # coarse location resolved at the edge ("country|region|city")
 H_USERAGENT = "useragent"
 H_EVENT_INDEX = "event_index"
 H_BAD_ROW_TYPE = "bad_row_type"
@@ -295,6 +296,7 @@ class Receipt:
     collector: str = ""
     useragent: str = ""
     ip: str | None = None
+    location: Location | None = None  # resolved by the collector; then no IP exists downstream at all
 
     def public(self) -> dict[str, Any]:
         """The receipt without the IP: what bad rows and normalized records may carry."""
@@ -346,7 +348,7 @@ def normalize_event(event: Any, receipt: Receipt, registry: Registry, key: bytes
     value = float(event["se_va"]) if event.get("se_va", "").strip() else None
     if value is not None and not math.isfinite(value):
         raise BadEvent(BAD_PROTOCOL, [f"se_va: {event['se_va']!r} is not a finite number"])
-    location = locate(receipt.ip)
+    location = receipt.location if receipt.location is not None else locate(receipt.ip)
     user = standard.get("user_id")
     return {
         "event_id": event_id_for(event, receipt),
