@@ -86,16 +86,15 @@ def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
             results.append(Result(f"28-day active users per namespace, a quarter, {scale}x raw", ms, "ms",
                                   baseline_ms, "flat from 1x to 100x",
                                   f"{target:,} events; {rows_read:,} rows read"))
+            rebuild_event_metrics(warehouse, today=QUARTER[1])  # the SaaS part of xMAU (not timed)
+            seconds, xmau_read = _time(lambda: warehouse.query("SELECT * FROM rpt_xmau_monthly"))
+            results.append(Result(f"monthly xMAU table, {scale}x raw", seconds * 1000, "ms", None, "",
+                                  f"{xmau_read:,} rows read"))
             if target <= 1_000_000:  # the same rolling series straight from raw events: 28 copies of every row
                 raw_seconds, raw_read = _time(lambda: warehouse.query(_RAW_ROLLING, {
                     "lo": QUARTER[0].isoformat(), "hi": QUARTER[1].isoformat()}))
                 results.append(Result(f"  same series from raw events, {scale}x", raw_seconds * 1000, "ms", None,
                                       "", f"{raw_read:,} rows read"))
-        progress("  monthly xMAU table")
-        rebuild_event_metrics(warehouse, today=QUARTER[1])
-        seconds, rows_read = _time(lambda: warehouse.query("SELECT * FROM rpt_xmau_monthly"))
-        results.append(Result(f"monthly xMAU table ({scales[-1]}x raw)", seconds * 1000, "ms", None, "",
-                              f"{rows_read:,} rows read"))
     finally:
         warehouse.close()
     return results

@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.common import Result, best_rate, consume_parse_rate, peak_rss_mb, percentile
+from bench.common import Result, best_rate, consume_parse_rate, peak_rss_mb, percentile, rss_mb
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.alerts.latency import measure_alert_latency
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_RAW_SERVICE_PING, Settings
@@ -158,12 +158,14 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
         progress("  warming up the worker")
         await publish(bootstrap, raw_topic, big_pings(5, tag="warm"))
         await wait_until_landed(settings, bootstrap, timeout=300)
+        rss_warm = rss_mb(worker._proc.pid)  # type: ignore[union-attr]
 
         progress(f"  agents -> warehouse: {pings} pings of ~{METRICS_PER_PING} metrics published straight to the topic")
         started = time.perf_counter()
         await publish(bootstrap, raw_topic, bodies)
         await wait_until_landed(settings, bootstrap, timeout=900)
         elapsed = time.perf_counter() - started
+        rss_loaded = rss_mb(worker._proc.pid)  # type: ignore[union-attr]
         floor = await consume_parse_rate(bootstrap, raw_topic, pings + 5)
         results.append(Result("service ping agents -> warehouse", pings / elapsed, "pings/s", floor,
                               "(floor: consume + orjson.loads)"))
@@ -200,7 +202,8 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
     results.append(Result("latency collector answer -> queryable, p99", percentile(lags, 99), "ms"))
     results.append(Result("latency last input -> alert on topic, p50", percentile(alert_seconds, 50) * 1000, "ms",
                           None, "", f"{len(alert_seconds)} drops, max {max(alert_seconds) * 1000:,.0f} ms"))
-    results.append(Result("peak RSS worker", worker_rss, "MiB", None, "< 500 MiB"))
+    results.append(Result("peak RSS worker", worker_rss, "MiB", None, "< 500 MiB",
+                          f"RSS {rss_warm:,.0f} MiB after warm-up, {rss_loaded:,.0f} after {pings} big pings"))
     results.append(Result("peak RSS collector", collector_rss, "MiB"))
     return results
 
