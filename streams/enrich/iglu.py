@@ -14,6 +14,7 @@ from pathlib import Path
 from jsonschema import Draft4Validator
 
 from streams.config import SCHEMAS_DIR
+from streams.enrich.fastschema import CompiledValidator
 
 SNOWPLOW_SCHEMAS_DIR = SCHEMAS_DIR / "snowplow"
 _URI = re.compile(r"^iglu:([a-zA-Z0-9_.-]+)/([a-zA-Z0-9_-]+)/([a-zA-Z0-9_-]+)/([1-9][0-9]*-[0-9]+-[0-9]+)$")
@@ -43,7 +44,7 @@ def parse_uri(uri: object) -> SchemaKey | None:
 
 @dataclass
 class Registry:
-    validators: dict[SchemaKey, Draft4Validator] = field(default_factory=dict)
+    validators: dict[SchemaKey, CompiledValidator] = field(default_factory=dict)
 
     @classmethod
     def from_dir(cls, directory: Path = SNOWPLOW_SCHEMAS_DIR) -> Registry:
@@ -55,8 +56,9 @@ class Registry:
                 continue  # a plain JSON Schema (e.g. the tracker protocol), not an Iglu one
             key = SchemaKey(self_block["vendor"], self_block["name"], self_block["format"], self_block["version"])
             Draft4Validator.check_schema({k: v for k, v in schema.items() if k not in ("$schema", "self")})
-            registry.validators[key] = Draft4Validator({k: v for k, v in schema.items() if k != "$schema"})
+            registry.validators[key] = CompiledValidator(
+                Draft4Validator({k: v for k, v in schema.items() if k != "$schema"}), draft=4)
         return registry
 
-    def validator(self, key: SchemaKey) -> Draft4Validator | None:
+    def validator(self, key: SchemaKey) -> CompiledValidator | None:
         return self.validators.get(key)

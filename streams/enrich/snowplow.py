@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 import orjson
 from jsonschema import Draft7Validator
 
+from streams.enrich.fastschema import CompiledValidator
 from streams.enrich.geo import Location, locate
 from streams.enrich.iglu import SNOWPLOW_SCHEMAS_DIR, Registry, SchemaKey, parse_uri
 from streams.enrich.pseudonym import user_hash
@@ -65,7 +66,8 @@ _LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # ClickHouse DateTime64 ends in 2299
 _MAX_MESSAGES, _MAX_MESSAGE_CHARS, _MAX_UA_CHARS = 5, 240, 200
 _DERIVED_ID_NAMESPACE = uuid.UUID("6f1d3c1e-2b7a-4c55-9a3e-5d0b1c2e7f40")
 
-_PROTOCOL = Draft7Validator(orjson.loads((SNOWPLOW_SCHEMAS_DIR / "tracker_protocol_event.schema.json").read_bytes()))
+_PROTOCOL = CompiledValidator(Draft7Validator(orjson.loads(
+    (SNOWPLOW_SCHEMAS_DIR / "tracker_protocol_event.schema.json").read_bytes())), draft=7)
 
 
 class EnvelopeError(Exception):
