@@ -179,6 +179,9 @@ def conflict_letter(record: dict[str, Any], now: datetime) -> tuple[bytes, dict[
 # ---------------------------------------------------------------------------------------------------
 
 
+NORMALIZE_BATCH = 500  # raw events per normalize step (and at most per normalized record)
+
+
 def register(ctx: AgentContext) -> None:
     raw_events = ctx.topic(TOPIC_RAW_SNOWPLOW)
     normalized_events = ctx.topic(TOPIC_NORMALIZED_SNOWPLOW)
@@ -192,8 +195,9 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.agent(raw_events, name="normalize_snowplow")
     async def normalize_snowplow(stream: Any) -> None:
-        async for events in stream.take_events(500, within=0.5):
+        async for events in stream.take_events(NORMALIZE_BATCH, within=0.5):
             pending = []
+            by_partition: dict[int, list[dict]] = {}
             for event in events:
                 message = event.message
                 source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
@@ -202,10 +206,16 @@ def register(ctx: AgentContext) -> None:
                 except BadRow as bad:
                     pending.append(await send_bad_row(event, bad))
                     continue
-                pending.append(await normalized_events.send(key=message.key, value=orjson.dumps(record)))
+                by_partition.setdefault(message.partition, []).append(record)
+            # One normalized Kafka record per raw partition and batch: per-event produce/consume overhead was
+            # the pipeline's limit. The key keeps each raw partition's order on one normalized partition.
+            for partition, records in by_partition.items():
+                pending.append(await normalized_events.send(key=f"raw-partition-{partition}".encode(),
+                                                            value=orjson.dumps(records)))
             await asyncio.gather(*pending)  # delivered before this batch is acked
 
-    async def write(records: list[dict]) -> None:
+    async def write(batches: list[list[dict]]) -> None:
+        records = [record for batch in batches for record in batch]
         result = await _write_with_retry(lambda: write_behavior_events(warehouse, records), "snowplow events",
                                          warehouse)
         await ctx.announce_landed("events", event_scopes(r["row"] for r in records))  # alert evaluation
@@ -222,4 +232,5 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.agent(normalized_events, name="snowplow_sink")
     async def snowplow_sink(stream: Any) -> None:
-        await sink_batches(ctx, stream, SOURCE, write, settings.event_batch_size, settings.sink_batch_seconds)
+        records_per_insert = max(1, settings.event_batch_size // NORMALIZE_BATCH)  # each record is a batch
+        await sink_batches(ctx, stream, SOURCE, write, records_per_insert, settings.sink_batch_seconds)
