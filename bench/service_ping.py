@@ -166,6 +166,10 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
         await wait_until_landed(settings, bootstrap, timeout=900)
         elapsed = time.perf_counter() - started
         rss_loaded = rss_mb(worker._proc.pid)  # type: ignore[union-attr]
+        progress(f"  the same volume again ({pings} more pings): does the worker's memory keep growing?")
+        await publish(bootstrap, raw_topic, big_pings(pings, tag="e2e2"))
+        await wait_until_landed(settings, bootstrap, timeout=900)
+        rss_twice = rss_mb(worker._proc.pid)  # type: ignore[union-attr]
         floor = await consume_parse_rate(bootstrap, raw_topic, pings + 5)
         results.append(Result("service ping agents -> warehouse", pings / elapsed, "pings/s", floor,
                               "(floor: consume + orjson.loads)"))
@@ -203,7 +207,8 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
     results.append(Result("latency last input -> alert on topic, p50", percentile(alert_seconds, 50) * 1000, "ms",
                           None, "", f"{len(alert_seconds)} drops, max {max(alert_seconds) * 1000:,.0f} ms"))
     results.append(Result("peak RSS worker", worker_rss, "MiB", None, "< 500 MiB",
-                          f"RSS {rss_warm:,.0f} MiB after warm-up, {rss_loaded:,.0f} after {pings} big pings"))
+                          f"RSS {rss_warm:,.0f} MiB warm, {rss_loaded:,.0f} after {pings} big pings, "
+                          f"{rss_twice:,.0f} after {2 * pings}"))
     results.append(Result("peak RSS collector", collector_rss, "MiB"))
     return results
 
