@@ -13,7 +13,7 @@ import hashlib
 import io
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -292,14 +292,3 @@ def count_rows(warehouse: Warehouse, table: str, final: bool = True) -> int:
     """Row count as queries see it: FINAL collapses not-yet-merged duplicates of Replacing tables."""
     suffix = " FINAL" if final else ""
     return int(warehouse.query(f"SELECT count() FROM {_check_identifier(table)}{suffix}").scalar())
-
-
-def in_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

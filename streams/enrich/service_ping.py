@@ -21,9 +21,8 @@ from streams.enrich.metric_dictionary import MetricDictionary
 # Identifiers that happen to be numbers: kept as columns of the ping, never as metric values
 # (pg_system_id also exceeds the 2^53 that a Float64 holds exactly).
 IDENTITY_PATHS = frozenset({"database.pg_system_id", "license_id"})
-# Service Ping's fallback values: -1 timeout/failure, -2 error, -1000 deprecated metric. Any other
-# negative number is equally not a count (the reference model nulls all negatives).
-KNOWN_ERROR_VALUES = frozenset({-1, -2, -1000})
+# Service Ping's fallback values (-1 timeout/failure, -2 error, -1000 deprecated metric) and any other negative
+# number are error markers, never counts (the reference model nulls all negatives): see metric_columns.
 
 
 def stable_id(*parts: str) -> int:
