@@ -234,10 +234,12 @@ class MetricDictionary:
 
     def attribute_ids(self, paths: list[str]) -> list[int]:
         """The attribute id of each path (see row_attributes); `attributes_by_id[i]` is the tuple."""
+        try:  # usually every path is known: one pass at C speed
+            return list(map(self._attribute_id_of_path.__getitem__, paths))
+        except KeyError:  # paths seen for the first time
+            pass
         ids = list(map(self._attribute_id_of_path.get, paths))
-        if None in ids:  # paths seen for the first time
-            ids = [i if i is not None else self._new_attribute_id(p) for p, i in zip(paths, ids, strict=True)]
-        return ids  # type: ignore[return-value]
+        return [i if i is not None else self._new_attribute_id(p) for p, i in zip(paths, ids, strict=True)]
 
     def _new_attribute_id(self, metrics_path: str) -> int:
         if len(self._attribute_id_of_path) >= _RESOLVED_CACHE_LIMIT:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -118,29 +119,42 @@ def product_tier(edition: str | None, license_expires_at: date | None, recorded_
 
 
 def flatten_metrics(payload: dict) -> list[tuple[str, int | float]]:
-    """Every numeric leaf as (dotted path, value); booleans as 1/0; list items as path[i].
+    """Every numeric leaf as (dotted path, value); booleans as 1/0; list items as path[i]."""
+    return list(zip(*flatten_columns(payload), strict=True))
 
-    Iterative, in document order: pings carry thousands of leaves and this is the hot loop.
+
+def flatten_columns(payload: dict) -> tuple[list[str], list[int | float]]:
+    """flatten_metrics as two columns, paths and values, in document order.
+
+    Pings carry thousands of leaves and this is the hot loop: iterative (payloads are client-controlled, so
+    no recursion), with a stack of (path prefix, children iterator) so a container's leaves are appended as
+    they are met instead of each being pushed and popped; a nested container suspends its parent.
     """
-    out: list[tuple[str, int | float]] = []
-    append = out.append
-    stack: list[tuple[str, Any]] = list(reversed(payload.items()))
-    push, pop = stack.append, stack.pop
+    paths: list[str] = []
+    values: list[int | float] = []
+    add_path, add_value = paths.append, values.append
+    stack: list[tuple[str, Iterator[tuple[str, Any]]]] = [("", iter(payload.items()))]
     while stack:
-        path, value = pop()
-        kind = type(value)
-        if kind is int or kind is float:
-            if path not in IDENTITY_PATHS:
-                append((path, value))
-        elif kind is dict:
-            for key, child in reversed(value.items()):
-                push((f"{path}.{key}", child))
-        elif kind is list:
-            for index in range(len(value) - 1, -1, -1):
-                push((f"{path}[{index}]", value[index]))
-        elif kind is bool:
-            append((path, int(value)))
-    return out
+        prefix, children = stack[-1]
+        for name, value in children:
+            kind = type(value)
+            if kind is int or kind is float:
+                path = prefix + name
+                if path not in IDENTITY_PATHS:
+                    add_path(path)
+                    add_value(value)
+            elif kind is dict:
+                stack.append((f"{prefix}{name}.", iter(value.items())))
+                break
+            elif kind is list:
+                stack.append((prefix + name, zip([f"[{index}]" for index in range(len(value))], value, strict=True)))
+                break
+            elif kind is bool:
+                add_path(prefix + name)
+                add_value(int(value))
+        else:
+            stack.pop()  # children exhausted
+    return paths, values
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -165,7 +179,7 @@ def normalize_ping(payload: dict, dictionary: MetricDictionary, ping_id: int, re
     license_expires_at = _parse_date(payload.get("license_expires_at"))
     database = payload.get("database") if isinstance(payload.get("database"), dict) else {}
     pg_system_id = database.get("pg_system_id")
-    metrics = metric_columns(flatten_metrics(payload), dictionary)
+    metrics = metric_columns(*flatten_columns(payload), dictionary)
     ping = {
         "ping_id": ping_id,
         "installation_id": installation_id_for(uuid, hostname),
@@ -198,7 +212,7 @@ def normalize_ping(payload: dict, dictionary: MetricDictionary, ping_id: int, re
         "license_trial_ends_on": _iso(_parse_date(payload.get("license_trial_ends_on"))),
         "pg_system_id": pg_system_id if type(pg_system_id) is int and pg_system_id >= 0 else None,
         "metric_count": len(metrics["metrics_path"]),
-        "error_metric_count": sum(1 for e in metrics["error_value"] if e),
+        "error_metric_count": len(metrics["error_value"]) - metrics["error_value"].count(0),
     }
     return {"ping": ping, "metrics": metrics}
 
@@ -214,19 +228,22 @@ ATTRIBUTE_FIELDS = (
 )
 
 
-def metric_columns(flat: list[tuple[str, int | float]], dictionary: MetricDictionary) -> dict[str, Any]:
+def metric_columns(paths: list[str], values: list[int | float], dictionary: MetricDictionary) -> dict[str, Any]:
     """The metrics of one ping, column-wise (pings carry thousands: columns serialize and insert fast).
 
     Error markers (any negative value) become metric_value None + error_value. Each metric points at its
     definition attributes (ATTRIBUTE_FIELDS) by id; `attributes` holds the [id, attributes] pairs used.
     """
-    paths = [path for path, _ in flat]
     ids = dictionary.attribute_ids(paths)
     table = dictionary.attributes_by_id
+    # Error markers are a few among thousands of counts: patch them into otherwise plain columns.
+    metric_value, error_value = values.copy(), [0] * len(values)
+    for index in [index for index, value in enumerate(values) if value < 0]:
+        metric_value[index], error_value[index] = None, int(values[index])
     return {
         "metrics_path": paths,
-        "metric_value": [value if value >= 0 else None for _, value in flat],
-        "error_value": [0 if value >= 0 else int(value) for _, value in flat],
+        "metric_value": metric_value,
+        "error_value": error_value,
         "attribute_id": ids,
         "attributes": [[i, table[i]] for i in set(ids)],
     }
