@@ -14,6 +14,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.common import Result, consume_parse_rate
+from bench.faust_floor import faust_consume_parse_rate
+from streams.agents import snowplow as snowplow_agents
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
@@ -88,15 +90,19 @@ async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Resu
         started = time.perf_counter()
         await _post_all(url, events(count, "http"))
         http_done = time.perf_counter() - started
-        await wait_until_landed(settings, bootstrap, timeout=900)
+        await wait_until_landed(settings, bootstrap, timeout=900, topics=snowplow_agents.CONSUMED_TOPICS)
         end_to_end = count / (time.perf_counter() - started)
 
         progress(f"  agents -> warehouse: {count:,} new events published straight to the raw topic")
         started = time.perf_counter()
         await _publish_raw(bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW), events(count, "raw"))
-        await wait_until_landed(settings, bootstrap, timeout=900)
+        await wait_until_landed(settings, bootstrap, timeout=900, topics=snowplow_agents.CONSUMED_TOPICS)
         agents_only = count / (time.perf_counter() - started)
-        floor = await consume_parse_rate(bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW), 2 * count + 200)
+        await wait_until_landed(settings, bootstrap, timeout=900)  # alerts and metrics too, before stopping
+        raw_topic = settings.topic(TOPIC_RAW_SNOWPLOW)
+        progress("  floors: aiokafka consume + parse, and a do-nothing Faust agent, over the same records")
+        floor = await consume_parse_rate(bootstrap, raw_topic, 2 * count + 200)
+        faust_floor = await faust_consume_parse_rate(bootstrap, raw_topic, 2 * count + 200)
     finally:
         await collector.stop()
         worker.stop()
@@ -106,8 +112,11 @@ async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Resu
     finally:
         warehouse.close()
     return [
+        Result("faust consume + parse, no work (framework floor)", faust_floor, "events/s", floor, "",
+               "a Faust agent with the worker's settings that only orjson.loads each record"),
         Result("snowplow agents -> warehouse (1 worker)", agents_only, "events/s", floor,
-               ">= 50% of consume + parse", "2 workers: not possible on chdb (one process owns the data dir)"),
+               ">= 50% of consume + parse", f"{agents_only / faust_floor:.0%} of the Faust floor; "
+               "2 workers: not possible on chdb (one process owns the data dir)"),
         Result("snowplow collector -> warehouse (1 worker)", end_to_end, "events/s", floor, "",
                f"{stored:,} events stored; HTTP part alone {count / http_done:,.0f}/s"),
     ]

@@ -110,10 +110,12 @@ def landed(warehouse: Warehouse) -> dict[str, int]:
     }
 
 
-async def wait_until_landed(settings: Settings, bootstrap: str, timeout: float = 300) -> None:
-    """Everything published so far has been processed: the worker's group has no lag on any topic."""
-    topics = [settings.topic(t) for t in CONSUMED_TOPICS]
-    await wait_for_zero_lag(bootstrap, settings.app_id, topics, timeout=timeout)
+async def wait_until_landed(settings: Settings, bootstrap: str, timeout: float = 300,
+                            topics: list[str] | None = None) -> None:
+    """Everything published so far has been processed: the worker's group has no lag on any of `topics`
+    (unprefixed names; default: every topic the worker consumes)."""
+    names = [settings.topic(t) for t in (topics or CONSUMED_TOPICS)]
+    await wait_for_zero_lag(bootstrap, settings.app_id, names, timeout=timeout)
 
 
 @dataclass

@@ -521,43 +521,52 @@ async def create_topics(
             raise error(f"creating topic {topic!r}: {rest[0] if rest else ''}")
 
 
-async def _existing_partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
-    wanted = set(topics)
-    # All-topics metadata: asking for a missing topic by name would auto-create it on our broker.
-    async with _admin(bootstrap) as admin:
-        described = await admin.describe_topics()
-    return [
-        TopicPartition(t["topic"], p["partition"])
-        for t in described
-        if t["topic"] in wanted and not t["error_code"]
-        for p in t["partitions"]
-    ]
+class OffsetProbe:
+    """Reads partitions, log-end and committed offsets over clients kept open between calls.
 
+    Opening an admin client and a consumer per question costs ~0.2 s; a probe polled every few hundred
+    milliseconds (waiting for a pipeline to drain) must not spend its interval on reconnecting.
+    """
 
-async def _log_end_offsets(bootstrap: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    if not partitions:
-        return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
+    def __init__(self, bootstrap: str) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
 
+    async def __aenter__(self) -> OffsetProbe:
+        await self._admin.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._admin.close()
+            raise
+        return self
 
-async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    """Log-end offset per partition; topics that do not exist are left out."""
-    return await _log_end_offsets(bootstrap, await _existing_partitions(bootstrap, topics))
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._consumer.stop()
+        finally:
+            await self._admin.close()
 
+    async def partitions(self, topics: list[str]) -> list[TopicPartition]:
+        wanted = set(topics)
+        # All-topics metadata: asking for a missing topic by name would auto-create it on our broker.
+        described = await self._admin.describe_topics()
+        return [
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if t["topic"] in wanted and not t["error_code"]
+            for p in t["partitions"]
+        ]
 
-async def _committed_offsets(
-    bootstrap: str, group_id: str, partitions: list[TopicPartition], timeout: float = 30
-) -> dict[TopicPartition, OffsetAndMetadata]:
-    deadline = time.monotonic() + timeout
-    async with _admin(bootstrap) as admin:
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return await self._consumer.end_offsets(partitions) if partitions else {}
+
+    async def committed(self, group_id: str, partitions: list[TopicPartition],
+                        timeout: float = 30) -> dict[TopicPartition, OffsetAndMetadata]:
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                return await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+                return await self._admin.list_consumer_group_offsets(group_id, partitions=partitions)
             except KafkaError as exc:
                 # The first group lookup makes the broker create __consumer_offsets and answer
                 # COORDINATOR_NOT_AVAILABLE meanwhile; such errors are retriable.
@@ -565,34 +574,46 @@ async def _committed_offsets(
                     raise
                 await asyncio.sleep(0.2)
 
+    async def group_lag(self, group_id: str, topics: list[str]) -> int:
+        """Sum of (end offset - committed offset) over the topics' partitions; no commit counts as 0.
+
+        Committed offsets are read BEFORE end offsets: an agent that commits its input only after its
+        output was delivered then can never make a chain of topics look drained while output is in flight.
+        """
+        partitions = await self.partitions(topics)
+        if not partitions:
+            return 0
+        committed = await self.committed(group_id, partitions)
+        ends = await self.end_offsets(partitions)
+        lag = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            offset = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, end - offset)
+        return lag
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+    """Log-end offset per partition; topics that do not exist are left out."""
+    async with OffsetProbe(bootstrap) as probe:
+        return await probe.end_offsets(await probe.partitions(topics))
+
 
 async def consumer_group_lag(bootstrap: str, group_id: str, topics: list[str]) -> int:
-    """Sum of (end offset - committed offset) over the topics' partitions; no commit counts as 0.
-
-    Committed offsets are read BEFORE end offsets: an agent that commits its input only after its
-    output was delivered then can never make a chain of topics look drained while output is in flight.
-    """
-    partitions = await _existing_partitions(bootstrap, topics)
-    if not partitions:
-        return 0
-    committed = await _committed_offsets(bootstrap, group_id, partitions)
-    ends = await _log_end_offsets(bootstrap, partitions)
-    lag = 0
-    for tp, end in ends.items():
-        meta = committed.get(tp)
-        offset = meta.offset if meta is not None and meta.offset >= 0 else 0
-        lag += max(0, end - offset)
-    return lag
+    """The group's lag on the topics (see OffsetProbe.group_lag)."""
+    async with OffsetProbe(bootstrap) as probe:
+        return await probe.group_lag(group_id, topics)
 
 
 async def wait_for_zero_lag(
-    bootstrap: str, group_id: str, topics: list[str], timeout: float, poll: float = 0.5
+    bootstrap: str, group_id: str, topics: list[str], timeout: float, poll: float = 0.2
 ) -> None:
     deadline = time.monotonic() + timeout
-    while (lag := await consumer_group_lag(bootstrap, group_id, topics)) > 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"consumer group {group_id!r} still has lag {lag} on {topics} after {timeout:.0f} s")
-        await asyncio.sleep(poll)
+    async with OffsetProbe(bootstrap) as probe:
+        while (lag := await probe.group_lag(group_id, topics)) > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"consumer group {group_id!r} still has lag {lag} on {topics} after {timeout:.0f} s")
+            await asyncio.sleep(poll)
 
 
 # --------------------------------------------------------------------------------------------- entry points

@@ -17,6 +17,7 @@ from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.warehouse import Warehouse
 
+FETCH_BYTES_PER_PARTITION = 1024 * 1024
 SOURCES = [service_ping, reference, seat_link, version_check, snowplow, alerts, event_metrics]
 # Topics this app consumes: the consumer group's lag on them tells when everything has landed.
 CONSUMED_TOPICS = [topic for source in SOURCES for topic in source.CONSUMED_TOPICS] + [TOPIC_DLQ]
@@ -26,11 +27,10 @@ def faust_broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip())
 
 
-def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, dictionary: MetricDictionary,
-              stats: SinkStats | None = None) -> faust.App:
-    """A Faust app with every source's agents. One app per process; the warehouse is owned by it."""
-    app = faust.App(
-        settings.app_id,
+def faust_app(app_id: str, settings: Settings, bootstrap_servers: str) -> faust.App:
+    """A Faust app with this project's consumer/producer settings and no agents yet."""
+    return faust.App(
+        app_id,
         broker=faust_broker_url(bootstrap_servers),
         store="memory://",
         value_serializer="raw",
@@ -38,7 +38,8 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=MAX_MESSAGE_BYTES,
-        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        # A soft limit (KIP-74): a bigger record is still fetched whole. Prefetch stays ~1 MiB per partition.
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
         producer_acks=-1,
         broker_commit_interval=1.0,
         web_enabled=False,
@@ -49,6 +50,12 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
         # unacknowledged and are redelivered, which the idempotent writers absorb.
         stream_wait_empty=False,
     )
+
+
+def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, dictionary: MetricDictionary,
+              stats: SinkStats | None = None) -> faust.App:
+    """A Faust app with every source's agents. One app per process; the warehouse is owned by it."""
+    app = faust_app(settings.app_id, settings, bootstrap_servers)
     dlq = app.topic(settings.topic(TOPIC_DLQ), value_type=bytes, config=topic_config(TOPIC_DLQ))
     ctx = AgentContext(app, settings, warehouse, dictionary, stats or SinkStats(), dlq)
     for source in SOURCES:

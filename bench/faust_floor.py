@@ -1,0 +1,71 @@
+"""The framework's own floor: a Faust agent that only consumes and parses, with the worker's settings.
+
+Run by `faust_consume_parse_rate` as a child process (one Faust app per process):
+    python -m bench.faust_floor BOOTSTRAP TOPIC EXPECTED OUT_FILE
+It reads TOPIC from the start in its own consumer group, `orjson.loads` every record in batches exactly as the
+agents take them, and writes records/s to OUT_FILE once EXPECTED records were seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+BATCH = 500  # what normalize_snowplow takes per step
+
+
+async def faust_consume_parse_rate(bootstrap: str, topic: str, expected: int, timeout: float = 600) -> float:
+    """Records/s of a do-nothing Faust agent (consume + orjson.loads) over the same records."""
+    with tempfile.TemporaryDirectory(prefix="faust-floor-") as tmp:
+        out = Path(tmp) / "rate"
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.faust_floor", bootstrap, topic,
+                                                    str(expected), str(out), cwd=Path(__file__).parent.parent,
+                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+        except TimeoutError:
+            proc.kill()
+            raise
+        if not out.exists():
+            raise RuntimeError(f"faust floor run failed: {err.decode(errors='replace')[-2000:]}")
+        return float(out.read_text())
+
+
+def main(bootstrap: str, topic_name: str, expected: int, out: Path) -> None:
+    import faust
+
+    from streams.agents import faust_app
+    from streams.config import Settings
+
+    settings = Settings.from_env(data_dir=out.parent)
+    app = faust_app(f"faust-floor-{uuid.uuid4().hex[:8]}", settings, bootstrap)
+    topic = app.topic(topic_name, value_type=bytes)
+    seen, counted_from, started = 0, 0, 0.0
+
+    @app.agent(topic)
+    async def consume_parse(stream: Any) -> None:
+        nonlocal seen, counted_from, started
+        async for events in stream.take_events(BATCH, within=0.5):
+            for event in events:
+                orjson.loads(event.value)
+            seen += len(events)
+            if not started:  # the clock starts after the first batch (group join and first fetch excluded)
+                started, counted_from = time.perf_counter(), seen
+            elif seen >= expected:
+                out.write_text(str((seen - counted_from) / (time.perf_counter() - started)))
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    faust.Worker(app, loglevel="ERROR", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
