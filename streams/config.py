@@ -74,7 +74,8 @@ class Settings:
     collector_host: str = "127.0.0.1"
     collector_port: int = 8080  # DENOMAS_COLLECTOR_PORT
     worker_web_port: int = 6066  # DENOMAS_WORKER_PORT
-    sink_batch_size: int = 50  # pings (and other records) per insert: up to ~100k rows for 2,000-metric pings
+    sink_batch_size: int = 50  # records per insert (Seat Links, version checks, ...)
+    ping_batch_size: int = 10  # pings per normalize step and per insert: ~20k rows for 2,000-metric pings
     event_batch_size: int = 5000  # Snowplow events per insert: small rows, so big batches (few parts)
     sink_batch_seconds: float = 1.0
     topic_prefix: str = ""  # DENOMAS_TOPIC_PREFIX: share a cluster between environments (and tests)

@@ -21,8 +21,10 @@ def run_worker(settings: Settings, bootstrap_servers: str, loglevel: str = "WARN
 
     from streams.agents import build_app
     from streams.enrich.metric_dictionary import MetricDictionary
+    from streams.heap import limit_retention
     from streams.warehouse import migrate, open_warehouse
 
+    limit_retention()
     warehouse = open_warehouse(settings)
     try:
         migrate(warehouse)

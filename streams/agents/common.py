@@ -61,8 +61,11 @@ class AgentContext:
     dlq: faust.TopicT
     _landed: faust.TopicT | None = field(default=None, repr=False)
 
-    def topic(self, name: str) -> faust.TopicT:
-        return self.app.topic(self.settings.topic(name), value_type=bytes, config=topic_config(name))
+    def topic(self, name: str, buffered: int | None = None) -> faust.TopicT:
+        """`buffered`: records held in memory per agent before fetching pauses (default: Faust's 4,096;
+        pass a small number for topics of big records)."""
+        return self.app.topic(self.settings.topic(name), value_type=bytes, config=topic_config(name),
+                              maxsize=buffered)
 
     async def send_dead_letter(self, event: faust.EventT, source: str, stage: str, reason: str) -> Any:
         """Queue the DLQ record; returns the delivery future to await before the batch is acked."""

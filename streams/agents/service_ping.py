@@ -27,6 +27,7 @@ from streams.agents.common import (
 from streams.config import TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping, parse_timestamp, ping_id_for, stable_id, validation_errors
+from streams.heap import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,15 @@ def _iso_or_none(value: Any) -> str | None:
 
 
 def register(ctx: AgentContext) -> None:
-    raw_pings = ctx.topic(TOPIC_RAW_SERVICE_PING)
-    normalized_pings = ctx.topic(TOPIC_NORMALIZED_SERVICE_PING)
-    normalize = ServicePingNormalizer(ctx.dictionary)
     warehouse, settings = ctx.warehouse, ctx.settings
+    # Pings are big (100 kB raw, more normalized): a few batches in memory per topic, not Faust's 4,096 records.
+    raw_pings = ctx.topic(TOPIC_RAW_SERVICE_PING, buffered=4 * settings.ping_batch_size)
+    normalized_pings = ctx.topic(TOPIC_NORMALIZED_SERVICE_PING, buffered=4 * settings.ping_batch_size)
+    normalize = ServicePingNormalizer(ctx.dictionary)
 
     @ctx.app.agent(raw_pings, name="normalize_service_ping")
     async def normalize_service_ping(stream: Any) -> None:
-        async for events in stream.take_events(100, within=0.5):
+        async for events in stream.take_events(settings.ping_batch_size, within=0.5):
             pending = []
             for event in events:
                 message = event.message
@@ -129,6 +131,7 @@ def register(ctx: AgentContext) -> None:
     async def write(records: list[dict]) -> None:
         counts = await write_with_retry(lambda: write_service_ping_batch(warehouse, records), "service pings",
                                         warehouse)
+        release_free_memory()  # a batch of big pings freed tens of MB
         await ctx.announce_landed("service_ping", [("instance", r["ping"]["installation_id"]) for r in records
                                                    if r["kind"] == "ping"])
         ctx.stats.add(**counts)
@@ -136,7 +139,7 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.agent(normalized_pings, name="service_ping_sink")
     async def service_ping_sink(stream: Any) -> None:
-        await sink_batches(ctx, stream, "service_ping", write, settings.sink_batch_size, settings.sink_batch_seconds)
+        await sink_batches(ctx, stream, "service_ping", write, settings.ping_batch_size, settings.sink_batch_seconds)
 
     @ctx.app.task
     async def publish_dictionary() -> None:
