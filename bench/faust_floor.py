@@ -3,7 +3,7 @@
 Run by `faust_consume_parse_rate` as a child process (one Faust app per process):
     python -m bench.faust_floor BOOTSTRAP TOPIC EXPECTED OUT_FILE
 It reads TOPIC from the start in its own consumer group, `orjson.loads` every record in batches exactly as the
-agents take them, and writes records/s to OUT_FILE once EXPECTED records were seen.
+agents take them, and writes items/s (bench.common.items_in) to OUT_FILE once EXPECTED items were seen.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ BATCH = 500  # what normalize_snowplow takes per step
 
 
 async def faust_consume_parse_rate(bootstrap: str, topic: str, expected: int, timeout: float = 600) -> float:
-    """Records/s of a do-nothing Faust agent (consume + orjson.loads) over the same records."""
+    """Items/s of a do-nothing Faust agent (consume + orjson.loads) over the same records."""
     with tempfile.TemporaryDirectory(prefix="faust-floor-") as tmp:
         out = Path(tmp) / "rate"
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.faust_floor", bootstrap, topic,
@@ -43,6 +43,7 @@ async def faust_consume_parse_rate(bootstrap: str, topic: str, expected: int, ti
 def main(bootstrap: str, topic_name: str, expected: int, out: Path) -> None:
     import faust
 
+    from bench.common import items_in
     from streams.agents import faust_app
     from streams.config import Settings
 
@@ -50,18 +51,22 @@ def main(bootstrap: str, topic_name: str, expected: int, out: Path) -> None:
     app = faust_app(f"faust-floor-{uuid.uuid4().hex[:8]}", settings, bootstrap)
     topic = app.topic(topic_name, value_type=bytes)
     seen, counted_from, started = 0, 0, 0.0
+    last_full: tuple[int, float] = (0, 0.0)  # (items seen, time) at the end of the last full batch
 
     @app.agent(topic)
     async def consume_parse(stream: Any) -> None:
-        nonlocal seen, counted_from, started
+        nonlocal seen, counted_from, started, last_full
         async for events in stream.take_events(BATCH, within=0.5):
-            for event in events:
-                orjson.loads(event.value)
-            seen += len(events)
+            seen += sum(items_in(orjson.loads(event.value)) for event in events)
+            now = time.perf_counter()
             if not started:  # the clock starts after the first batch (group join and first fetch excluded)
-                started, counted_from = time.perf_counter(), seen
-            elif seen >= expected:
-                out.write_text(str((seen - counted_from) / (time.perf_counter() - started)))
+                started, counted_from = now, seen
+            elif len(events) == BATCH:
+                last_full = (seen, now)
+            if seen >= expected:
+                # Up to the last full batch: the final partial one waited `within` for records that never came.
+                items, at = last_full if last_full[1] else (seen, now)
+                out.write_text(str((items - counted_from) / (at - started)))
                 os.kill(os.getpid(), signal.SIGTERM)
 
     faust.Worker(app, loglevel="ERROR", quiet=True, redirect_stdouts=False).execute_from_commandline()

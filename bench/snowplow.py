@@ -19,6 +19,7 @@ from streams.agents import snowplow as snowplow_agents
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
+from streams.enrich.snowplow import KIND_EVENTS, partition_key, request_records
 from streams.fleet_snowplow import PAYLOAD_DATA, generate_snowplow
 from streams.topics import ensure_topics
 from streams.warehouse import ChdbWarehouse
@@ -28,12 +29,19 @@ BATCH = 10  # events per tracker request (the trackers' default buffer)
 
 
 def events(count: int, tag: str) -> list[dict]:
-    """Valid tracker events from the sample fleet, each with a fresh event id (every one is new work)."""
-    base = [e.payload for e in generate_snowplow(20, 12, seed=3).events if e.expected is not None]
+    """Valid tracker events from the sample fleet, each with a fresh event id (every one is new work), in
+    runs of BATCH events of one user: a tracker's request comes from one browser or one server process."""
+    by_user: dict[str | None, list[dict]] = {}
+    for generated in generate_snowplow(20, 12, seed=3).events:
+        if generated.expected is not None:
+            by_user.setdefault(partition_key(generated.payload), []).append(generated.payload)
+    users = list(by_user.values())
     out = []
     for i in range(count):
-        event = dict(base[i % len(base)])
+        user = users[(i // BATCH) % len(users)]
+        event = dict(user[i % len(user)])
         event["eid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}-{i}"))
+        event.pop("ip", None)  # one client per request: its connection's address locates every event
         out.append(event)
     return out
 
@@ -55,18 +63,21 @@ async def _post_all(url: str, payloads: list[dict], concurrency: int = 8) -> Non
 
 
 async def _publish_raw(bootstrap: str, topic: str, payloads: list[dict]) -> None:
-    """Records exactly as the collector publishes them: one per event, receipt metadata in headers."""
+    """Records exactly as the collector publishes them (one per request and user, receipt metadata in
+    headers), for requests of BATCH events."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     try:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         futures = []
-        for index, event in enumerate(payloads):
-            headers = [("received_at", now.encode()), ("source", b"snowplow"), ("kind", b"event"),
-                       ("request_id", f"bench-{index // BATCH}".encode()),
-                       ("event_index", str(index % BATCH).encode()), ("useragent", b"bench")]
-            futures.append(await producer.send(topic, orjson.dumps(event), key=event["eid"].encode(),
-                                               headers=headers))
+        for start in range(0, len(payloads), BATCH):
+            request = [dict(event) for event in payloads[start:start + BATCH]]
+            for key, _, indexes, members in request_records(request, lambda event: None):  # no IPs here
+                headers = [("received_at", now.encode()), ("source", b"snowplow"), ("kind", KIND_EVENTS.encode()),
+                           ("request_id", f"bench-{start // BATCH}".encode()),
+                           ("event_index", ",".join(map(str, indexes)).encode()), ("useragent", b"bench")]
+                futures.append(await producer.send(topic, orjson.dumps(members), key=key.encode() if key else None,
+                                                   headers=headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

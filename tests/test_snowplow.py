@@ -299,22 +299,29 @@ def test_the_official_tracker_is_answered_as_success_and_bad_requests_are_never_
     assert Counter(s for s in report.statuses.elements() if s != 200) == Counter(r.status for r in fleet.bad_requests)
 
 
-def test_the_raw_topic_holds_one_keyed_record_per_event_and_no_ip_in_any_body(first_run, kafka_bootstrap, settings,
-                                                                             fleet):
+def test_the_raw_topic_holds_one_keyed_record_per_request_and_user_and_no_ip_in_any_body(
+        first_run, kafka_bootstrap, settings, fleet):
     records = asyncio.run(consume_all(kafka_bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW)))
-    events = [r for r in records if dict(r.headers)["kind"] == b"event"]
-    by_eid, by_request = {}, Counter()
-    for record in events:
-        value = orjson.loads(record.value)
+    batches = [r for r in records if dict(r.headers)["kind"] == b"events"]
+    by_eid, positions, keys_per_request = {}, {}, {}
+    for record in batches:
+        events = orjson.loads(record.value)
         headers = dict(record.headers)
-        assert headers["received_at"] and headers["request_id"] and headers["event_index"]
-        by_request[headers["request_id"]] += 1
-        if isinstance(value, dict):
-            assert "ip" not in value  # resolved to a coarse location by the collector, then dropped
-            if "eid" in value:
-                by_eid.setdefault(value["eid"], []).append((record.key, headers))
+        assert headers["received_at"] and headers["request_id"]
+        indexes = [int(i) for i in headers["event_index"].decode().split(",")]
+        assert isinstance(events, list) and len(indexes) == len(events)  # each event's position in its request
+        positions.setdefault(headers["request_id"], []).extend(indexes)
+        assert record.key not in keys_per_request.setdefault(headers["request_id"], set())  # one record per user
+        keys_per_request[headers["request_id"]].add(record.key)
+        for event in events:
+            if isinstance(event, dict):
+                assert "ip" not in event  # resolved to a coarse location by the collector, then dropped
+                if "eid" in event:
+                    by_eid.setdefault(event["eid"], []).append((record.key, headers))
+    assert all(sorted(p) == list(range(len(p))) for p in positions.values())  # every event of a request, once
     [(_, mixed_headers)] = by_eid[first_run.mixed_good[0]]
-    assert by_request[mixed_headers["request_id"]] == 6  # every item of the mixed batch, the malformed ones too
+    # every item of the mixed batch, the malformed ones too
+    assert len(positions[mixed_headers["request_id"]]) == 6
     for tracked in first_run.tracked:
         [(key, headers)] = by_eid[tracked.event_id]
         assert key == f"u:{expected_hash('4242'):016x}".encode()  # keyed by the (hashed) user of the context
@@ -354,7 +361,8 @@ def test_collector_edge_cases_forwarded_for_anonymous_oversized_and_gzip(kafka_b
 
     statuses, records = asyncio.run(run())
     assert statuses == [200, 200, 400, 200]  # an oversized body is a bad row, never a retried 413
-    by_eid = {orjson.loads(r.value)["eid"]: dict(r.headers) for r in records if dict(r.headers)["kind"] == b"event"}
+    by_eid = {event["eid"]: dict(r.headers) for r in records if dict(r.headers)["kind"] == b"events"
+              for event in orjson.loads(r.value)}
     # X-Forwarded-For 203.0.113.7 is located (a documentation range standing in for Tokyo); the IP itself never
     # reaches Kafka. SP-Anonymous: no location at all, not even from the tracker's own ip parameter.
     assert by_eid[forwarded["eid"]]["client_geo"] == b"JP|Tokyo|Tokyo"

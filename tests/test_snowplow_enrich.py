@@ -440,6 +440,42 @@ def test_normalizer_turns_records_into_rows_or_ip_free_bad_rows():
         "nope"]
 
 
+def test_a_record_of_one_requests_events_becomes_rows_and_bad_rows_with_their_positions():
+    from streams.agents.common import letter_row
+    from streams.agents.snowplow import BadRow
+
+    normalizer = SnowplowNormalizer(REGISTRY, KEY)
+    second = "2f0e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+    events = [good_event(e="zz"), good_event(), "not an object", good_event(eid=second)]
+    headers = {"kind": "events", "received_at": T0.isoformat(), "request_id": "r", "event_index": "1,2,4,7"}
+    source = {"topic": "raw", "partition": 0, "offset": 9}
+    out = normalizer.records(orjson.dumps(events), headers, source)
+    assert [type(o).__name__ for o in out] == ["BadRow", "dict", "BadRow", "dict"]
+    bad = [o for o in out if isinstance(o, BadRow)]
+    assert [b.part for b in bad] == [1, 4] and [orjson.loads(b.original) for b in bad] == [events[0], events[2]]
+    assert [orjson.loads(b.reason)["data"]["payload"]["event_index"] for b in bad] == [1, 4]
+    rows = [o for o in out if isinstance(o, dict)]
+    assert [r["receipt"]["event_index"] for r in rows] == [2, 7] and [r["source"]["part"] for r in rows] == [2, 7]
+    assert rows[1]["row"]["event_id"] == second
+    letters = [{"kafka_topic": "raw", "kafka_partition": "0", "kafka_offset": "9", "stage": b.stage,
+                "part": str(b.part)} for b in bad]
+    assert len({letter_row(b.original, h)["dead_letter_id"] for b, h in zip(bad, letters, strict=True)}) == 2
+    [broken] = normalizer.records(b"[not json", headers, source)  # the whole record is unusable: one bad row
+    assert isinstance(broken, BadRow) and broken.original == b"[not json" and broken.part is None
+
+
+def test_normalized_records_are_cut_by_count_and_by_bytes():
+    from streams.agents.snowplow import json_array_chunks
+
+    items = [{"n": i, "pad": "x" * (i % 7) * 100} for i in range(50)]
+    by_count = list(json_array_chunks(items, 20, 10**9))
+    assert [len(orjson.loads(c)) for c in by_count] == [20, 20, 10]
+    by_bytes = list(json_array_chunks(items, 1000, 2000))
+    assert all(len(c) < 2000 + 800 for c in by_bytes) and len(by_bytes) > 5  # cut once 2,000 bytes are reached
+    assert [i for c in by_bytes for i in orjson.loads(c)] == items  # nothing lost, order kept
+    assert list(json_array_chunks([], 10, 10)) == []
+
+
 # --- the idempotent writer, on the real engine -----------------------------------------------------------------
 
 

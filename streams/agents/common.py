@@ -110,6 +110,9 @@ def as_bytes(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else orjson.dumps(value)
 
 
+H_PART = "part"  # dead-letter header: which event of a multi-event record failed
+
+
 def dead_letter(event: faust.EventT, source: str, stage: str, reason: str) -> tuple[bytes, dict[str, str]]:
     """The DLQ record: original bytes as the value, the why and where as headers."""
     message = event.message
@@ -124,11 +127,13 @@ def dead_letter(event: faust.EventT, source: str, stage: str, reason: str) -> tu
 
 
 def letter_row(value: bytes, headers: dict[str, str]) -> dict:
-    """A raw_dead_letter row. Its id is the failed record's Kafka position, so a redelivery replaces it."""
+    """A raw_dead_letter row. Its id is the failed record's Kafka position (and the failed part of it, when a
+    record holds several events), so a redelivery replaces it."""
     topic = headers.get("kafka_topic", "")
     partition, offset = headers.get("kafka_partition", "0"), headers.get("kafka_offset", "0")
+    part = [headers[H_PART]] if H_PART in headers else []
     return {
-        "dead_letter_id": stable_id(topic, partition, offset, headers.get("stage", "")),
+        "dead_letter_id": stable_id(topic, partition, offset, headers.get("stage", ""), *part),
         "source": headers.get("source", "unknown"), "stage": headers.get("stage", "unknown"),
         "reason": headers.get("reason", ""), "original": value,
         "received_at": headers.get("received_at") or datetime.now(UTC).isoformat(),

@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
-from streams.agents.common import AgentContext, as_bytes, dead_letter, event_headers, received_at, sink_batches
+from streams.agents.common import (
+    H_PART,
+    AgentContext,
+    as_bytes,
+    dead_letter,
+    event_headers,
+    received_at,
+    sink_batches,
+)
 from streams.agents.common import write_with_retry as _write_with_retry
 from streams.alerts.landed import event_scopes
 from streams.config import TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW
@@ -42,6 +51,7 @@ from streams.enrich.snowplow import (
     H_EVENT_INDEX,
     H_REASON,
     H_USERAGENT,
+    KIND_EVENTS,
     BadEvent,
     Receipt,
     bad_row,
@@ -59,55 +69,100 @@ _TIMESTAMPS = ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp", "t
 
 
 class BadRow(Exception):
-    """A raw record that becomes a dead letter: its (IP-free) bytes, the stage and the bad-row JSON."""
+    """An event (or a whole raw record) that becomes a dead letter: its (IP-free) bytes, the stage, the bad-row
+    JSON, and `part`, the event's index in its request when the raw record holds several events."""
 
-    def __init__(self, stage: str, original: bytes, reason: str) -> None:
+    def __init__(self, stage: str, original: bytes, reason: str, part: int | None = None) -> None:
         super().__init__(reason)
-        self.stage, self.original, self.reason = stage, original, reason
+        self.stage, self.original, self.reason, self.part = stage, original, reason, part
 
 
-def receipt_from(headers: dict[str, str], ip: str | None) -> Receipt:
+def receipt_from(headers: dict[str, str], ip: str | None, index: int | None = None) -> Receipt:
     geo = headers.get(H_CLIENT_GEO)
-    try:
-        index = int(headers.get(H_EVENT_INDEX, "0"))
-    except ValueError:
-        index = 0
+    if index is None:
+        try:
+            index = int(headers.get(H_EVENT_INDEX, "0"))
+        except ValueError:
+            index = 0
     return Receipt(collector_tstamp=received_at(headers), request_id=headers.get("request_id", ""),
                    event_index=index, collector=headers.get("collector", ""),
                    useragent=headers.get(H_USERAGENT, ""), ip=ip,
                    location=decode_location(geo) if geo is not None and not ip else None)
 
 
+def _indexes(headers: dict[str, str], count: int) -> list[int]:
+    """The request positions of a multi-event record's events (0..count-1 when the header is unusable)."""
+    try:
+        indexes = [int(part) for part in headers.get(H_EVENT_INDEX, "").split(",")]
+    except ValueError:
+        indexes = []
+    return indexes if len(indexes) == count else list(range(count))
+
+
 @dataclass
 class SnowplowNormalizer:
-    """Raw record -> normalized record (pure; raises BadRow for anything that cannot be used)."""
+    """Raw record -> normalized records and bad rows (pure)."""
 
     registry: Registry
     key: bytes
 
+    def records(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> list[dict[str, Any] | BadRow]:
+        """Every event of a raw record, normalized or as a BadRow. The collector publishes one record per request
+        and user (kind `events`, a JSON array); a record of kind `event` holds one event (other producers)."""
+        if headers.get("kind") != KIND_EVENTS:
+            try:
+                return [self(value, headers, source)]
+            except BadRow as bad:
+                return [bad]
+        try:
+            events = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            events = exc
+        if not isinstance(events, list):
+            reason = f"record is not valid JSON: {events}" if isinstance(events, Exception) else \
+                "a record of kind events holds a JSON array of events"
+            return [BadRow("validate", value, bad_row(BAD_FORMAT, [reason], receipt_from(headers, None).public(),
+                                                      datetime.now(UTC)))]
+        out: list[dict[str, Any] | BadRow] = []
+        for index, event in zip(_indexes(headers, len(events)), events, strict=True):
+            try:
+                out.append(self._normalize(event, None, headers, source | {"part": index}, index))
+            except BadRow as bad:
+                out.append(bad)
+        return out
+
     def __call__(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        """One raw record holding one event -> its normalized record; raises BadRow."""
         if headers.get("kind") == "bad_request":  # the collector found no events in the request
             receipt = receipt_from(headers, None)
             reason = bad_row(headers.get(H_BAD_ROW_TYPE, BAD_FORMAT), [headers.get(H_REASON, "bad request")],
-                             receipt.public(), now)
+                             receipt.public(), datetime.now(UTC))
             raise BadRow("collector", value, reason)
         try:
             event = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             receipt = receipt_from(headers, None)
             raise BadRow("validate", value, bad_row(BAD_FORMAT, [f"record is not valid JSON: {exc}"],
-                                                    receipt.public(), now)) from exc
+                                                    receipt.public(), datetime.now(UTC))) from exc
+        return self._normalize(event, value, headers, source, None)
+
+    def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: dict[str, Any],
+                   index: int | None) -> dict[str, Any]:
         ip = take_ip(event) or headers.get(H_CLIENT_IP) or None  # another producer may have left `ip` in
-        original = orjson.dumps(event) if isinstance(event, dict) and ip and b'"ip"' in value else value
-        receipt = receipt_from(headers, ip)
+        if value is None or (isinstance(event, dict) and ip and b'"ip"' in value):
+            original = orjson.dumps(event)  # the event alone, without an ip parameter
+        else:
+            original = value
+        receipt = receipt_from(headers, ip, index)
         try:
             row = normalize_event(event, receipt, self.registry, self.key)
         except BadEvent as exc:
-            raise BadRow("validate", original, bad_row(exc.bad_row_type, exc.messages, receipt.public(), now)) from exc
-        except Exception as exc:  # a bug must not block the partition: park the record as an enrichment failure
+            raise BadRow("validate", original, bad_row(exc.bad_row_type, exc.messages, receipt.public(),
+                                                       datetime.now(UTC)), index) from exc
+        except Exception as exc:  # a bug must not block the partition: park the event as an enrichment failure
             log.exception("enriching a Snowplow event failed")
-            raise BadRow("enrich", original, bad_row(BAD_ENRICHMENT, [repr(exc)], receipt.public(), now)) from exc
+            raise BadRow("enrich", original, bad_row(BAD_ENRICHMENT, [repr(exc)], receipt.public(),
+                                                     datetime.now(UTC)), index) from exc
         return {"row": row, "raw": original.decode(errors="replace"), "receipt": receipt.public(), "source": source}
 
 
@@ -173,23 +228,47 @@ def conflict_letter(record: dict[str, Any], now: datetime) -> tuple[bytes, dict[
         "kafka_topic": source["topic"], "kafka_partition": str(source["partition"]),
         "kafka_offset": str(source["offset"]),
     }
+    if "part" in source:
+        headers[H_PART] = str(source["part"])
     return record["raw"].encode(), {k: v.encode() for k, v in headers.items()}
 
 
 # ---------------------------------------------------------------------------------------------------
 
 
-NORMALIZE_BATCH = 500  # raw events per normalize step (and at most per normalized record)
+NORMALIZE_BATCH = 500  # raw records per normalize step, and events per normalized record at most
+NORMALIZED_RECORD_BYTES = 1024 * 1024  # a normalized record is cut after this many bytes
+
+
+def json_array_chunks(items: list[Any], max_items: int, max_bytes: int) -> Iterator[bytes]:
+    """`items` as JSON arrays of at most max_items items, each cut once it holds max_bytes (so a record stays far
+    below the broker's limit however big single events are: one item is at most one collector request)."""
+    chunk: list[bytes] = []
+    size = 0
+    for item in items:
+        encoded = orjson.dumps(item)
+        chunk.append(encoded)
+        size += len(encoded) + 1
+        if len(chunk) >= max_items or size >= max_bytes:
+            yield b"[" + b",".join(chunk) + b"]"
+            chunk, size = [], 0
+    if chunk:
+        yield b"[" + b",".join(chunk) + b"]"
 
 
 def register(ctx: AgentContext) -> None:
-    raw_events = ctx.topic(TOPIC_RAW_SNOWPLOW)
-    normalized_events = ctx.topic(TOPIC_NORMALIZED_SNOWPLOW)
+    records_per_insert = max(1, ctx.settings.event_batch_size // NORMALIZE_BATCH)  # each record is a batch
+    # Memory held per topic is bounded in records: two normalize steps of raw records (a request each), two
+    # inserts of normalized ones (up to NORMALIZED_RECORD_BYTES each).
+    raw_events = ctx.topic(TOPIC_RAW_SNOWPLOW, buffered=2 * NORMALIZE_BATCH)
+    normalized_events = ctx.topic(TOPIC_NORMALIZED_SNOWPLOW, buffered=2 * records_per_insert)
     normalize = SnowplowNormalizer(Registry.from_dir(), hash_key())
     warehouse, settings = ctx.warehouse, ctx.settings
 
     async def send_bad_row(event: Any, bad: BadRow) -> Any:
         _, headers = dead_letter(event, SOURCE, bad.stage, bad.reason)
+        if bad.part is not None:
+            headers[H_PART] = str(bad.part)
         return await ctx.dlq.send(key=SOURCE.encode(), value=bad.original,
                                   headers={k: v.encode() for k, v in headers.items()})
 
@@ -201,17 +280,18 @@ def register(ctx: AgentContext) -> None:
             for event in events:
                 message = event.message
                 source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-                try:
-                    record = normalize(as_bytes(event.value), event_headers(event), source)
-                except BadRow as bad:
-                    pending.append(await send_bad_row(event, bad))
-                    continue
-                by_partition.setdefault(message.partition, []).append(record)
-            # One normalized Kafka record per raw partition and batch: per-event produce/consume overhead was
-            # the pipeline's limit. The key keeps each raw partition's order on one normalized partition.
+                for record in normalize.records(as_bytes(event.value), event_headers(event), source):
+                    if isinstance(record, BadRow):
+                        pending.append(await send_bad_row(event, record))
+                    else:
+                        by_partition.setdefault(message.partition, []).append(record)
+            # Few normalized Kafka records per raw partition and batch (per-event produce/consume overhead was
+            # the pipeline's limit), each well below the broker's size limit. The key keeps each raw partition's
+            # order on one normalized partition.
             for partition, records in by_partition.items():
-                pending.append(await normalized_events.send(key=f"raw-partition-{partition}".encode(),
-                                                            value=orjson.dumps(records)))
+                for chunk in json_array_chunks(records, NORMALIZE_BATCH, NORMALIZED_RECORD_BYTES):
+                    pending.append(await normalized_events.send(key=f"raw-partition-{partition}".encode(),
+                                                                value=chunk))
             await asyncio.gather(*pending)  # delivered before this batch is acked
 
     async def write(batches: list[list[dict]]) -> None:
@@ -232,5 +312,4 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.agent(normalized_events, name="snowplow_sink")
     async def snowplow_sink(stream: Any) -> None:
-        records_per_insert = max(1, settings.event_batch_size // NORMALIZE_BATCH)  # each record is a batch
         await sink_batches(ctx, stream, SOURCE, write, records_per_insert, settings.sink_batch_seconds)

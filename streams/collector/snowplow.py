@@ -14,9 +14,11 @@ Answers follow what trackers retry (snowplow-tracker's `Emitter._should_retry`: 
 - 503 when the broker did not take the records: the tracker retries; copies that did reach the broker are
   exact duplicates, which the sink drops.
 
-Receipt headers: received_at (collector_tstamp), request_id + event_index, user agent, and the client IP
-(the tracker's `ip` parameter, else X-Forwarded-For, else the peer; none with `SP-Anonymous`). The IP only
-serves the agent's geo lookup and is dropped there; it is removed from the event body here.
+Raw records: one per request and user (kind `events`, a JSON array of the events; `event_index` lists their
+positions in the request), keyed by the user so copies of an event meet on one partition. Receipt headers:
+received_at (collector_tstamp), request_id, user agent, and `client_geo`, the coarse location of the client IP
+(the tracker's `ip` parameter, else X-Forwarded-For, else the peer; none with `SP-Anonymous`), resolved here:
+the IP is removed from the event body and never written to Kafka.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from streams.enrich.snowplow import (
     H_EVENT_INDEX,
     H_REASON,
     H_USERAGENT,
+    KIND_EVENTS,
     EnvelopeError,
-    partition_key,
     query_event,
+    request_records,
     split_payload,
     take_ip,
 )
@@ -101,17 +104,20 @@ def routes(collector: Collector) -> list[web.RouteDef]:
         return collector.receipt("snowplow", kind) | {H_USERAGENT: request.headers.get("User-Agent", "")[:1000]}
 
     async def publish_events(request: web.Request, events: list[Any]) -> None:
-        common = base_headers(request, "event")
+        common = base_headers(request, KIND_EVENTS)
         anonymous = "SP-Anonymous" in request.headers
         connection_ip = None if anonymous else client_ip(request)
+
+        def locate_event(event: Any) -> str | None:
+            ip = take_ip(event)  # IP -> coarse location here, at the edge: no IP is ever written to Kafka
+            return encode_location(locate(ip or connection_ip)) if not anonymous and (ip or connection_ip) else None
+
         sends = []
-        for index, event in enumerate(events):
-            ip = take_ip(event)
-            headers = common | {H_EVENT_INDEX: str(index)}
-            if not anonymous and (ip or connection_ip):
-                # IP -> coarse location here, at the edge: no IP is ever written to Kafka.
-                headers[H_CLIENT_GEO] = encode_location(locate(ip or connection_ip))
-            sends.append(collector.publish(topic, partition_key(event), orjson.dumps(event), headers))
+        for key, location, indexes, members in request_records(events, locate_event):
+            headers = common | {H_EVENT_INDEX: ",".join(map(str, indexes))}
+            if location is not None:
+                headers[H_CLIENT_GEO] = location
+            sends.append(collector.publish(topic, key, orjson.dumps(members), headers))
         await asyncio.gather(*sends)
 
     async def publish_bad(request: web.Request, original: bytes, error: EnvelopeError) -> web.Response:

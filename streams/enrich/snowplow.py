@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,9 +58,10 @@ BAD_CONFLICT = "iglu:com.denomas.badrows/event_id_conflict/jsonschema/1-0-0"
 H_CLIENT_IP = "client_ip"  # legacy records only: the collector now sends H_CLIENT_GEO, never the IP
 H_CLIENT_GEO = "client_geo"  # coarse location resolved at the edge ("country|region|city")
 H_USERAGENT = "useragent"
-H_EVENT_INDEX = "event_index"
+H_EVENT_INDEX = "event_index"  # the event's index in its request; for KIND_EVENTS one per event, comma-separated
 H_BAD_ROW_TYPE = "bad_row_type"
 H_REASON = "reason"
+KIND_EVENTS = "events"  # a raw record holding a JSON array of one request's events for one user
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # ClickHouse DateTime64 ends in 2299; later device times are garbage
@@ -146,6 +148,23 @@ def partition_key(event: Any, key: bytes | None = None) -> str | None:
         return f"n:{namespace}"
     eid = event.get("eid")
     return f"e:{eid.lower()}" if isinstance(eid, str) and eid else None
+
+
+def request_records(events: list[Any], locate_event: Callable[[Any], str | None],
+                    key: bytes | None = None) -> list[tuple[str | None, str | None, list[int], list[Any]]]:
+    """A request's events as raw records: one per (Kafka key, location), each (key, location, indexes, events).
+
+    One record per request and user, as Snowplow's collector keeps a request together: the per-record cost
+    of the broker and of Faust is paid once per request, not once per event. `locate_event` takes the
+    event's `ip` parameter out and returns its encoded location (None for none).
+    """
+    groups: dict[tuple[str | None, str | None], tuple[list[int], list[Any]]] = {}
+    for index, event in enumerate(events):
+        location = locate_event(event)
+        indexes, members = groups.setdefault((partition_key(event, key), location), ([], []))
+        indexes.append(index)
+        members.append(event)
+    return [(k, location, indexes, members) for (k, location), (indexes, members) in groups.items()]
 
 
 # ---------------------------------------------------------------------------------------------------
