@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from jsonschema import Draft4Validator
@@ -38,7 +39,12 @@ class SchemaKey:
 
 def parse_uri(uri: object) -> SchemaKey | None:
     """SchemaKey of an iglu URI, or None when it is not one."""
-    match = _URI.match(uri) if isinstance(uri, str) else None
+    return _parse_uri_text(uri) if isinstance(uri, str) else None
+
+
+@lru_cache(maxsize=4096)  # events name a handful of schemas, several times each (contexts, lookups)
+def _parse_uri_text(uri: str) -> SchemaKey | None:
+    match = _URI.match(uri)
     return SchemaKey(*match.groups()) if match else None
 
 

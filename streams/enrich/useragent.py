@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Order matters: Edge and Opera also say "Chrome", Chrome also says "Safari", bots say anything.
 _PATTERNS = (
@@ -23,6 +24,7 @@ _PATTERNS = (
 _RULES = tuple((re.compile(pattern, re.IGNORECASE), family) for pattern, family in _PATTERNS)
 
 
+@lru_cache(maxsize=4096)  # a fleet sends few distinct user agents, each thousands of times
 def ua_family(user_agent: str | None) -> str:
     """'' when there is no user agent, 'Other' when no rule matches."""
     if not user_agent or not user_agent.strip():
