@@ -71,6 +71,11 @@ def rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmRSS")
 
 
+def rss_file_mb(pid: int) -> float:
+    """The file-backed part of the resident set (RssFile: code and data mapped from disk), in MiB."""
+    return _status_mb(pid, "RssFile")
+
+
 def items_in(document: Any) -> int:
     """What a record counts for in a rate: the events of a multi-event record (a JSON array), else 1."""
     return len(document) if type(document) is list else 1

@@ -1,7 +1,7 @@
 """The framework's own floor: a Faust agent that only consumes and parses, with the worker's settings.
 
 Run by `faust_consume_parse_rate` as a child process (one Faust app per process):
-    python -m bench.faust_floor BOOTSTRAP TOPIC EXPECTED OUT_FILE
+    python -m bench.faust_floor BOOTSTRAP TOPIC EXPECTED OUT_FILE BATCH
 It reads TOPIC from the start in its own consumer group, `orjson.loads` every record in batches exactly as the
 agents take them, and writes items/s (bench.common.items_in) to OUT_FILE once EXPECTED items were seen.
 """
@@ -20,15 +20,16 @@ from typing import Any
 
 import orjson
 
-BATCH = 500  # what normalize_snowplow takes per step
 
-
-async def faust_consume_parse_rate(bootstrap: str, topic: str, expected: int, timeout: float = 600) -> float:
-    """Items/s of a do-nothing Faust agent (consume + orjson.loads) over the same records."""
+async def faust_consume_parse_rate(bootstrap: str, topic: str, expected: int, batch: int,
+                                   timeout: float = 600) -> float:
+    """Items/s of a do-nothing Faust agent (consume + orjson.loads) over the same records, taking `batch`
+    records per step as the measured agent does."""
     with tempfile.TemporaryDirectory(prefix="faust-floor-") as tmp:
         out = Path(tmp) / "rate"
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.faust_floor", bootstrap, topic,
-                                                    str(expected), str(out), cwd=Path(__file__).parent.parent,
+                                                    str(expected), str(out), str(batch),
+                                                    cwd=Path(__file__).parent.parent,
                                                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         try:
             _, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
@@ -40,7 +41,7 @@ async def faust_consume_parse_rate(bootstrap: str, topic: str, expected: int, ti
         return float(out.read_text())
 
 
-def main(bootstrap: str, topic_name: str, expected: int, out: Path) -> None:
+def main(bootstrap: str, topic_name: str, expected: int, out: Path, batch: int) -> None:
     import faust
 
     from bench.common import items_in
@@ -56,12 +57,12 @@ def main(bootstrap: str, topic_name: str, expected: int, out: Path) -> None:
     @app.agent(topic)
     async def consume_parse(stream: Any) -> None:
         nonlocal seen, counted_from, started, last_full
-        async for events in stream.take_events(BATCH, within=0.5):
+        async for events in stream.take_events(batch, within=0.5):
             seen += sum(items_in(orjson.loads(event.value)) for event in events)
             now = time.perf_counter()
             if not started:  # the clock starts after the first batch (group join and first fetch excluded)
                 started, counted_from = now, seen
-            elif len(events) == BATCH:
+            elif len(events) == batch:
                 last_full = (seen, now)
             if seen >= expected:
                 # Up to the last full batch: the final partial one waited `within` for records that never came.
@@ -73,4 +74,4 @@ def main(bootstrap: str, topic_name: str, expected: int, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5]))

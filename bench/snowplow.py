@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from bench.common import Result, consume_parse_rate
 from bench.faust_floor import faust_consume_parse_rate
 from streams.agents import snowplow as snowplow_agents
+from streams.agents.snowplow import NORMALIZE_BATCH
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
@@ -113,7 +114,7 @@ async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Resu
         raw_topic = settings.topic(TOPIC_RAW_SNOWPLOW)
         progress("  floors: aiokafka consume + parse, and a do-nothing Faust agent, over the same records")
         floor = await consume_parse_rate(bootstrap, raw_topic, 2 * count + 200)
-        faust_floor = await faust_consume_parse_rate(bootstrap, raw_topic, 2 * count + 200)
+        faust_floor = await faust_consume_parse_rate(bootstrap, raw_topic, 2 * count + 200, NORMALIZE_BATCH)
     finally:
         await collector.stop()
         worker.stop()

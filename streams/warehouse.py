@@ -51,6 +51,8 @@ class Warehouse(Protocol):
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
 
+    def release_memory(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -165,6 +167,12 @@ class ChdbWarehouse:
             self._column_types[table] = dict(result.rows)
         return self._column_types[table]
 
+    def release_memory(self) -> None:
+        """Hand the engine's freed memory back to the OS. Its allocator (jemalloc) keeps freed pages for reuse;
+        in a 2,000-metric-ping load this process grew 230 -> 420 MiB over 600 pings with the engine tracking
+        ~30 MiB in use, and stayed at ~250-280 MiB when purged after each batch."""
+        self.execute("SYSTEM JEMALLOC PURGE")
+
     def close(self) -> None:
         with self._lock:
             self._session.close()
@@ -210,6 +218,9 @@ class ServerWarehouse:
             self._client.insert(_check_identifier(table), [list(v) for v in columns.values()],
                                 column_names=list(columns), column_oriented=True)
         return count
+
+    def release_memory(self) -> None:
+        """Nothing to do: a server manages its own memory."""
 
     def close(self) -> None:
         self._client.close()

@@ -76,3 +76,21 @@ def test_query_reports_rows_read(warehouse):
     result = warehouse.query("SELECT sum(number) FROM numbers(1000)")
     assert result.scalar() == 499500
     assert result.rows_read == 1000
+
+
+def test_release_memory_purges_the_engine_allocator_and_keeps_the_data(warehouse):
+    warehouse.execute("CREATE TABLE t_purge (n UInt64) ENGINE = MergeTree ORDER BY n")
+    warehouse.insert_columns("t_purge", {"n": list(range(100_000))})
+    warehouse.release_memory()  # SYSTEM JEMALLOC PURGE: refused if the engine had no jemalloc
+    assert warehouse.query("SELECT count(), sum(n) FROM t_purge").rows == [(100_000, 4_999_950_000)]
+
+
+def test_the_worker_heap_settings_are_accepted_on_glibc():
+    import platform
+
+    from streams import heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt/malloc_trim are glibc's")
+    assert heap.limit_retention() is True  # every mallopt call returned 1
+    heap.release_free_memory()

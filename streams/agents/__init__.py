@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -15,6 +16,7 @@ from streams.agents.batching import AckAfterStream
 from streams.agents.common import AgentContext, SinkStats, as_bytes, event_headers, letter_row, write_with_retry
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
+from streams.heap import release_free_memory
 from streams.warehouse import Warehouse
 
 FETCH_BYTES_PER_PARTITION = 1024 * 1024
@@ -61,7 +63,24 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
     for source in SOURCES:
         source.register(ctx)
     register_dead_letter_sink(ctx)
+    register_memory_release(ctx)
     return app
+
+
+MEMORY_RELEASE_SECONDS = 1.0
+
+
+def register_memory_release(ctx: AgentContext) -> None:
+    """Every second, give freed memory back to the OS (Python's heap and the engine's): batches of big pings
+    free tens of MB each, and both allocators would otherwise keep it, growing the worker batch after batch."""
+
+    def release() -> None:
+        release_free_memory()
+        ctx.warehouse.release_memory()
+
+    @ctx.app.timer(interval=MEMORY_RELEASE_SECONDS)
+    async def release_memory() -> None:
+        await asyncio.to_thread(release)
 
 
 def register_dead_letter_sink(ctx: AgentContext) -> None:

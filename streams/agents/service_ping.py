@@ -27,7 +27,6 @@ from streams.agents.common import (
 from streams.config import TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping, parse_timestamp, ping_id_for, stable_id, validation_errors
-from streams.heap import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,6 @@ def register(ctx: AgentContext) -> None:
     async def write(records: list[dict]) -> None:
         counts = await write_with_retry(lambda: write_service_ping_batch(warehouse, records), "service pings",
                                         warehouse)
-        release_free_memory()  # a batch of big pings freed tens of MB
         await ctx.announce_landed("service_ping", [("instance", r["ping"]["installation_id"]) for r in records
                                                    if r["kind"] == "ping"])
         ctx.stats.add(**counts)
