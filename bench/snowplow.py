@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,17 +85,28 @@ async def _publish_raw(bootstrap: str, topic: str, payloads: list[dict]) -> None
         await producer.stop()
 
 
-async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Result]:
+@dataclass
+class Run:
+    processes: int  # normalizer processes beside the worker
+    agents_only: float  # events/s
+    end_to_end: float  # events/s
+    http_only: float  # events/s
+    stored: int
+    floor: float = 0.0  # consume + parse, events/s (measured on the first run's records)
+    faust_floor: float = 0.0
+
+
+async def _run(bootstrap: str, workdir: Path, count: int, processes: int, floors: bool, progress) -> Run:
     stamp = int(time.time())
-    settings = Settings.from_env(data_dir=workdir / "snowplow", topic_prefix=f"benchsp{stamp}.",
-                                 app_id=f"benchsp-{stamp}", topic_partitions=2)
+    settings = Settings.from_env(data_dir=workdir / f"snowplow-{processes}", topic_prefix=f"benchsp{stamp}.",
+                                 app_id=f"benchsp-{stamp}", topic_partitions=2, normalize_processes=processes)
     await ensure_topics(bootstrap, settings)
     worker = WorkerProcess(settings, bootstrap)
     collector = RunningCollector(bootstrap, settings)
     worker.start()
     try:
         url = await collector.start()
-        progress("  warming up the worker")
+        progress(f"  worker with {processes} normalizer process(es): warming up")
         await _post_all(url, events(200, "warm"))
         await wait_until_landed(settings, bootstrap, timeout=300)
 
@@ -111,28 +123,35 @@ async def _run(bootstrap: str, workdir: Path, count: int, progress) -> list[Resu
         await wait_until_landed(settings, bootstrap, timeout=900, topics=snowplow_agents.CONSUMED_TOPICS)
         agents_only = count / (time.perf_counter() - started)
         await wait_until_landed(settings, bootstrap, timeout=900)  # alerts and metrics too, before stopping
-        raw_topic = settings.topic(TOPIC_RAW_SNOWPLOW)
-        progress("  floors: aiokafka consume + parse, and a do-nothing Faust agent, over the same records")
-        floor = await consume_parse_rate(bootstrap, raw_topic, 2 * count + 200)
-        faust_floor = await faust_consume_parse_rate(bootstrap, raw_topic, 2 * count + 200, NORMALIZE_BATCH)
+        run = Run(processes, agents_only, end_to_end, count / http_done, 0)
+        if floors:
+            raw_topic = settings.topic(TOPIC_RAW_SNOWPLOW)
+            progress("  floors: aiokafka consume + parse, and a do-nothing Faust agent, over the same records")
+            run.floor = await consume_parse_rate(bootstrap, raw_topic, 2 * count + 200)
+            run.faust_floor = await faust_consume_parse_rate(bootstrap, raw_topic, 2 * count + 200, NORMALIZE_BATCH)
     finally:
         await collector.stop()
         worker.stop()
     warehouse = ChdbWarehouse(settings.chdb_path)
     try:
-        stored = int(warehouse.query("SELECT count() FROM fct_behavior_structured_event FINAL").scalar())
+        run.stored = int(warehouse.query("SELECT count() FROM fct_behavior_structured_event FINAL").scalar())
     finally:
         warehouse.close()
-    return [
-        Result("faust consume + parse, no work (framework floor)", faust_floor, "events/s", floor, "",
-               "a Faust agent with the worker's settings that only orjson.loads each record"),
-        Result("snowplow agents -> warehouse (1 worker)", agents_only, "events/s", floor,
-               ">= 50% of consume + parse", f"{agents_only / faust_floor:.0%} of the Faust floor; "
-               "2 workers: not possible on chdb (one process owns the data dir)"),
-        Result("snowplow collector -> warehouse (1 worker)", end_to_end, "events/s", floor, "",
-               f"{stored:,} events stored; HTTP part alone {count / http_done:,.0f}/s"),
-    ]
+    return run
 
 
 def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
-    return asyncio.run(_run(bootstrap, workdir, 5_000 if quick else 50_000, progress))
+    count = 5_000 if quick else 50_000
+    runs = [asyncio.run(_run(bootstrap, workdir, count, processes, processes == 0, progress)) for processes in (0, 1)]
+    floor, faust_floor = runs[0].floor, runs[0].faust_floor
+    results = [Result("faust consume + parse, no work (framework floor)", faust_floor, "events/s", floor, "",
+                      "a Faust agent with the worker's settings that only orjson.loads each record")]
+    for r in runs:
+        processes = "1 process" if r.processes == 0 else f"worker + {r.processes} normalizer process"
+        results += [
+            Result(f"snowplow agents -> warehouse ({processes})", r.agents_only, "events/s", floor,
+                   ">= 50% of consume + parse", f"{r.agents_only / faust_floor:.0%} of the Faust floor"),
+            Result(f"snowplow collector -> warehouse ({processes})", r.end_to_end, "events/s", floor, "",
+                   f"{r.stored:,} events stored; HTTP part alone {r.http_only:,.0f}/s"),
+        ]
+    return results

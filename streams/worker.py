@@ -51,6 +51,7 @@ class WorkerProcess:
             "DENOMAS_TOPIC_PARTITIONS": str(self.settings.topic_partitions),
             "DENOMAS_TOPIC_PREFIX": self.settings.topic_prefix,
             "DENOMAS_APP_ID": self.settings.app_id,
+            "DENOMAS_NORMALIZE_PROCESSES": str(self.settings.normalize_processes),
         }
         if self.settings.clickhouse_url:
             env["CLICKHOUSE_URL"] = self.settings.clickhouse_url
@@ -58,6 +59,16 @@ class WorkerProcess:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
             )
+
+    def normalizer_processes(self) -> list[int]:
+        """Pids of the worker's normalizer processes (its multiprocessing children; Linux /proc)."""
+        if self._proc is None:
+            return []
+        try:
+            children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children").read_text().split()
+            return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        except OSError:
+            return []
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

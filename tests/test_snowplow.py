@@ -53,8 +53,10 @@ def expected_hash(user_id: str) -> int:
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     name = tmp_path_factory.mktemp("snowplow").name
+    # One normalizer process beside the worker: the whole pipeline's numbers are checked through it (the other
+    # pipeline tests and the demo normalize in the worker itself).
     return Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"t-{name}.",
-                             app_id=f"test-{name}", topic_partitions=3, sink_batch_size=50)
+                             app_id=f"test-{name}", topic_partitions=3, sink_batch_size=50, normalize_processes=1)
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +227,8 @@ async def run_pipeline(settings: Settings, bootstrap: str, send) -> None:
             except TimeoutError:
                 if time.monotonic() > deadline:
                     raise
+        # the events went through the configured normalizer processes (children of the worker)
+        assert len(worker.normalizer_processes()) == settings.normalize_processes
     finally:
         await collector.stop()
         assert worker.stop() is not None
