@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
@@ -69,6 +70,17 @@ def peak_rss_mb(pid: int) -> float:
 def rss_mb(pid: int) -> float:
     """Current resident set size (VmRSS) of a live process, in MiB."""
     return _status_mb(pid, "VmRSS")
+
+
+async def settled_rss_mb(pid: int, wait: float = 2.0, samples: int = 5) -> float:
+    """RSS once the worker settled after a load: the least of a few samples taken after `wait` seconds (the
+    worker hands freed memory back every second; right after a batch the RSS still holds its transient work)."""
+    await asyncio.sleep(wait)
+    values = []
+    for _ in range(samples):
+        values.append(rss_mb(pid))
+        await asyncio.sleep(0.2)
+    return min(values)
 
 
 def rss_file_mb(pid: int) -> float:

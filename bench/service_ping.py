@@ -18,7 +18,15 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.common import Result, best_rate, consume_parse_rate, peak_rss_mb, percentile, rss_file_mb, rss_mb
+from bench.common import (
+    Result,
+    best_rate,
+    consume_parse_rate,
+    peak_rss_mb,
+    percentile,
+    rss_file_mb,
+    settled_rss_mb,
+)
 from bench.faust_floor import faust_consume_parse_rate
 from streams.agents import service_ping as service_ping_agents
 from streams.agents.service_ping import ServicePingNormalizer
@@ -33,7 +41,7 @@ from streams.warehouse import ChdbWarehouse, columns_to_arrow, migrate
 from streams.worker import WorkerProcess
 
 METRICS_PER_PING = 2000
-SOAK_ROUNDS = 5  # equal loads in a row; the worker's RSS after each shows whether memory stays bounded
+SOAK_ROUNDS = 8  # equal loads in a row; the worker's RSS after each shows whether memory stays bounded
 
 
 def big_pings(count: int, seed: int = 5, tag: str = "bench") -> list[bytes]:
@@ -161,7 +169,7 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
         progress("  warming up the worker")
         await publish(bootstrap, raw_topic, big_pings(5, tag="warm"))
         await wait_until_landed(settings, bootstrap, timeout=300)
-        rss_warm = rss_mb(worker._proc.pid)  # type: ignore[union-attr]
+        rss_warm = await settled_rss_mb(worker._proc.pid)  # type: ignore[union-attr]
 
         progress(f"  agents -> warehouse: {pings} pings of ~{METRICS_PER_PING} metrics published straight to the topic")
         started = time.perf_counter()
@@ -169,12 +177,12 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
         await wait_until_landed(settings, bootstrap, timeout=900, topics=service_ping_agents.CONSUMED_TOPICS)
         elapsed = time.perf_counter() - started
         await wait_until_landed(settings, bootstrap, timeout=900)
-        rss_after = [rss_mb(worker._proc.pid)]  # type: ignore[union-attr]
+        rss_after = [await settled_rss_mb(worker._proc.pid)]  # type: ignore[union-attr]
         for soak in range(1, SOAK_ROUNDS):
             progress(f"  memory soak {soak}/{SOAK_ROUNDS - 1}: {pings} more pings (does the worker keep growing?)")
             await publish(bootstrap, raw_topic, big_pings(pings, tag=f"soak{soak}"))
             await wait_until_landed(settings, bootstrap, timeout=900)
-            rss_after.append(rss_mb(worker._proc.pid))  # type: ignore[union-attr]
+            rss_after.append(await settled_rss_mb(worker._proc.pid))  # type: ignore[union-attr]
         published = SOAK_ROUNDS * pings + 5
         floor = await consume_parse_rate(bootstrap, raw_topic, published)
         faust_floor = await faust_consume_parse_rate(bootstrap, raw_topic, published, settings.ping_batch_size)
@@ -218,7 +226,7 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
                           None, "", f"{len(alert_seconds)} drops, max {max(alert_seconds) * 1000:,.0f} ms"))
     results.append(Result("peak RSS worker", worker_rss, "MiB", None, "< 500 MiB",
                           f"{file_mb:,.0f} MiB of it the engine's code mapped from disk; RSS {rss_warm:,.0f} warm, "
-                          f"then after each {pings} big pings: " + " / ".join(f"{r:,.0f}" for r in rss_after)))
+                          f"settled after each {pings} big pings: " + " / ".join(f"{r:,.0f}" for r in rss_after)))
     results.append(Result("peak RSS collector", collector_rss, "MiB"))
     return results
 
