@@ -14,13 +14,15 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.common import Result, consume_parse_rate
+from bench.common import Result, best_rate, consume_parse_rate
 from bench.faust_floor import faust_consume_parse_rate
 from streams.agents import snowplow as snowplow_agents
-from streams.agents.snowplow import NORMALIZE_BATCH
+from streams.agents.snowplow import NORMALIZE_BATCH, SnowplowNormalizer, normalize_batch
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
+from streams.enrich.iglu import Registry
+from streams.enrich.pseudonym import hash_key
 from streams.enrich.snowplow import KIND_EVENTS, partition_key, request_records
 from streams.fleet_snowplow import PAYLOAD_DATA, generate_snowplow
 from streams.topics import ensure_topics
@@ -140,11 +142,39 @@ async def _run(bootstrap: str, workdir: Path, count: int, processes: int, floors
     return run
 
 
+def bench_normalize(count: int) -> Result:
+    """The normalize step alone (validate, decode contexts, enrich, cut normalized records) on the raw records
+    the collector would publish, against `orjson.loads` of the same records."""
+    normalizer = SnowplowNormalizer(Registry.from_dir(), hash_key())
+    received = datetime.now(UTC).isoformat(timespec="milliseconds")
+    payloads = events(count, "normalize")
+    items = []
+    for start in range(0, count, BATCH):
+        for _, _, indexes, members in request_records(payloads[start:start + BATCH], lambda event: None):
+            headers = {"kind": KIND_EVENTS, "received_at": received, "request_id": f"r{start}",
+                       "event_index": ",".join(map(str, indexes)), "useragent": "bench"}
+            items.append((orjson.dumps(members), headers, {"topic": "raw", "partition": 0, "offset": start}))
+    checked = normalize_batch(normalizer, items)  # every event comes out once, none as a bad row (not timed)
+    assert not checked.bad and sum(len(orjson.loads(chunk)) for _, chunk in checked.chunks) == count
+
+    def normalize() -> int:
+        normalize_batch(normalizer, items)
+        return count
+
+    floor = best_rate(lambda: sum(len(orjson.loads(value)) for value, _, _ in items), repeat=3)
+    rate = best_rate(normalize, repeat=3)
+    return Result("snowplow normalize step alone (1 process)", rate, "events/s", floor, "",
+                  "validate, decode contexts, enrich, cut normalized records; baseline orjson.loads")
+
+
 def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
     count = 5_000 if quick else 50_000
+    progress("snowplow: the normalize step alone")
+    normalize_result = bench_normalize(count // 5)
     runs = [asyncio.run(_run(bootstrap, workdir, count, processes, processes == 0, progress)) for processes in (0, 1)]
     floor, faust_floor = runs[0].floor, runs[0].faust_floor
-    results = [Result("faust consume + parse, no work (framework floor)", faust_floor, "events/s", floor, "",
+    results = [normalize_result,
+               Result("faust consume + parse, no work (framework floor)", faust_floor, "events/s", floor, "",
                       "a Faust agent with the worker's settings that only orjson.loads each record")]
     for r in runs:
         processes = "1 process" if r.processes == 0 else f"worker + {r.processes} normalizer process"
