@@ -108,6 +108,20 @@ def columns_to_arrow(columns: Mapping[str, Sequence[Any]], column_types: Mapping
 # ---------------------------------------------------------------------------------------------------
 
 
+# The embedded engine shares a process with the worker: its caches get sizes for that, not a server's defaults
+# (5 GiB each for marks and primary indexes), so its memory stays bounded as the stored data grows.
+ENGINE_CONFIG = """<clickhouse>
+    <mark_cache_size>67108864</mark_cache_size>
+    <primary_index_cache_size>67108864</primary_index_cache_size>
+    <index_mark_cache_size>16777216</index_mark_cache_size>
+    <index_uncompressed_cache_size>0</index_uncompressed_cache_size>
+    <uncompressed_cache_size>0</uncompressed_cache_size>
+    <query_condition_cache_size>16777216</query_condition_cache_size>
+    <compiled_expression_cache_size>16777216</compiled_expression_cache_size>
+</clickhouse>
+"""
+
+
 class ChdbWarehouse:
     """Embedded ClickHouse (chdb). Calls are serialized: chdb sessions are not shared across threads."""
 
@@ -115,7 +129,9 @@ class ChdbWarehouse:
         from chdb import session as chdb_session
 
         path.mkdir(parents=True, exist_ok=True)
-        self._session = chdb_session.Session(str(path))
+        config = path.with_name(path.name + "-config.xml")
+        config.write_text(ENGINE_CONFIG)
+        self._session = chdb_session.Session(f"file:{path}?config-file={config}")
         self._lock = threading.Lock()
         self._column_types: dict[str, dict[str, str]] = {}
         self.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")

@@ -94,3 +94,10 @@ def test_the_worker_heap_settings_are_accepted_on_glibc():
         pytest.skip("mallopt/malloc_trim are glibc's")
     assert heap.limit_retention() is True  # every mallopt call returned 1
     heap.release_free_memory()
+
+
+def test_the_embedded_engine_runs_with_caches_sized_for_a_worker(warehouse):
+    sizes = dict(warehouse.query("SELECT name, value FROM system.server_settings WHERE name IN "
+                                 "('mark_cache_size', 'primary_index_cache_size', 'query_condition_cache_size')").rows)
+    assert sizes == {"mark_cache_size": "67108864", "primary_index_cache_size": "67108864",
+                     "query_condition_cache_size": "16777216"}  # not the server defaults of 5 GiB / 100 MiB
