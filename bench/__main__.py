@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run)")
     parser.add_argument("--only", choices=sorted(SUITES), action="append")
+    parser.add_argument("--soak", type=int, default=service_ping.SOAK_ROUNDS, metavar="N",
+                        help=f"equal Service Ping loads for the memory soak (default {service_ping.SOAK_ROUNDS})")
     args = parser.parse_args(argv)
+    service_ping.SOAK_ROUNDS = max(1, args.soak)
     started = time.monotonic()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="denomas-bench-") as tmp:
