@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from streams.enrich.service_ping import (
-    flatten_metrics,
+    flatten_columns,
     installation_id_for,
     parse_timestamp,
     parse_version,
@@ -82,7 +82,7 @@ def test_flatten_keeps_numbers_and_booleans_with_dotted_and_indexed_paths():
         "topology": {"nodes": [{"node_cpus": 8, "node_services": [{"name": "web", "process_count": 16}]}]},
         "gitaly": {"filesystems": ["EXT4"]}, "licensee": None,
     }
-    assert flatten_metrics(payload) == [
+    assert list(zip(*flatten_columns(payload), strict=True)) == [
         ("active_user_count", 12),
         ("counts.ci_builds", 5),
         ("counts.issues", -1),

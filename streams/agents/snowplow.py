@@ -105,6 +105,12 @@ def _indexes(headers: dict[str, str], count: int) -> list[int]:
     return indexes if len(indexes) == count else list(range(count))
 
 
+def _unusable_record(value: bytes, headers: dict[str, str], reason: str) -> BadRow:
+    """A raw record whose bytes hold no event at all: one bad row for the whole record."""
+    return BadRow("validate", value, bad_row(BAD_FORMAT, [reason], receipt_from(headers, None).public(),
+                                             datetime.now(UTC)))
+
+
 @dataclass
 class SnowplowNormalizer:
     """Raw record -> normalized records and bad rows (pure)."""
@@ -123,12 +129,9 @@ class SnowplowNormalizer:
         try:
             events = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            events = exc
+            return [_unusable_record(value, headers, f"record is not valid JSON: {exc}")]
         if not isinstance(events, list):
-            reason = f"record is not valid JSON: {events}" if isinstance(events, Exception) else \
-                "a record of kind events holds a JSON array of events"
-            return [BadRow("validate", value, bad_row(BAD_FORMAT, [reason], receipt_from(headers, None).public(),
-                                                      datetime.now(UTC)))]
+            return [_unusable_record(value, headers, "a record of kind events holds a JSON array of events")]
         out: list[dict[str, Any] | BadRow] = []
         for index, event in zip(_indexes(headers, len(events)), events, strict=True):
             try:
@@ -147,9 +150,7 @@ class SnowplowNormalizer:
         try:
             event = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            receipt = receipt_from(headers, None)
-            raise BadRow("validate", value, bad_row(BAD_FORMAT, [f"record is not valid JSON: {exc}"],
-                                                    receipt.public(), datetime.now(UTC))) from exc
+            raise _unusable_record(value, headers, f"record is not valid JSON: {exc}") from exc
         return self._normalize(event, value, headers, source, None)
 
     def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: dict[str, Any],
@@ -343,11 +344,11 @@ def register(ctx: AgentContext) -> None:
     raw_events = ctx.topic(TOPIC_RAW_SNOWPLOW, buffered=2 * NORMALIZE_BATCH)
     normalized_events = ctx.topic(TOPIC_NORMALIZED_SNOWPLOW, buffered=2 * records_per_insert)
     normalize = NormalizerPool(ctx.settings.normalize_processes, SnowplowNormalizer(Registry.from_dir(), hash_key()))
+    warehouse, settings = ctx.warehouse, ctx.settings
 
     @ctx.app.on_before_shutdown.connect
     async def stop_normalizers(app: Any, **kwargs: Any) -> None:
         normalize.close()
-    warehouse, settings = ctx.warehouse, ctx.settings
 
     async def send_bad_row(event: Any, bad: BadRow) -> Any:
         _, headers = dead_letter(event, SOURCE, bad.stage, bad.reason)

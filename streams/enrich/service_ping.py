@@ -118,13 +118,9 @@ def product_tier(edition: str | None, license_expires_at: date | None, recorded_
 # Flattening
 
 
-def flatten_metrics(payload: dict) -> list[tuple[str, int | float]]:
-    """Every numeric leaf as (dotted path, value); booleans as 1/0; list items as path[i]."""
-    return list(zip(*flatten_columns(payload), strict=True))
-
-
 def flatten_columns(payload: dict) -> tuple[list[str], list[int | float]]:
-    """flatten_metrics as two columns, paths and values, in document order.
+    """Every numeric leaf as two columns, dotted paths and values, in document order; booleans as 1/0; list
+    items as path[i].
 
     Pings carry thousands of leaves and this is the hot loop: iterative (payloads are client-controlled, so
     no recursion), with a stack of (path prefix, children iterator) so a container's leaves are appended as
