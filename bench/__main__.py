@@ -32,10 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run)")
     parser.add_argument("--only", choices=sorted(SUITES), action="append")
+    parser.add_argument("--faults", action="store_true", help="run the fault scenarios (bench/faults) instead")
+    parser.add_argument("--scenario", action="append", help="with --faults: only these scenarios")
     parser.add_argument("--soak", type=int, default=service_ping.SOAK_ROUNDS, metavar="N",
                         help=f"equal Service Ping loads for the memory soak (default {service_ping.SOAK_ROUNDS})")
     args = parser.parse_args(argv)
     service_ping.SOAK_ROUNDS = max(1, args.soak)
+    if args.faults:
+        return run_faults(args.quick, args.scenario)
     started = time.monotonic()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="denomas-bench-") as tmp:
@@ -55,6 +59,33 @@ def main(argv: list[str] | None = None) -> int:
         "when": datetime.now(UTC).isoformat(), "machine": platform.platform(), "python": sys.version.split()[0],
         "seconds": round(time.monotonic() - started, 1), "quick": args.quick,
         "results": [r.as_dict() for r in results],
+    }, indent=2))
+    print(f"\nwrote {out.relative_to(PROJECT_ROOT)} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def run_faults(quick: bool, only: list[str] | None) -> int:
+    from bench import faults
+
+    started = time.monotonic()
+    chosen = {name: run for name, run in faults.scenarios().items() if not only or name in only}
+    results: list[faults.FaultResult] = []
+    with tempfile.TemporaryDirectory(prefix="denomas-faults-") as tmp:
+        workdir = Path(tmp)
+        with kafka_cluster(Settings.from_env(data_dir=workdir / "broker")) as bootstrap:
+            for name, run in chosen.items():
+                progress(f"scenario {name}")
+                scenario_dir = workdir / name
+                scenario_dir.mkdir()
+                results.append(run(faults.FaultEnv(bootstrap, scenario_dir, quick, progress)))
+    print()
+    print(format_table(faults.COLUMNS, faults.table_rows(results)))
+    out_dir = PROJECT_ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"faults-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps({
+        "when": datetime.now(UTC).isoformat(), "machine": platform.platform(), "quick": quick,
+        "seconds": round(time.monotonic() - started, 1), "results": [r.as_dict() for r in results],
     }, indent=2))
     print(f"\nwrote {out.relative_to(PROJECT_ROOT)} ({time.monotonic() - started:.0f} s)")
     return 0
