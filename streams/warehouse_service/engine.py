@@ -184,8 +184,15 @@ class Connection:
 
     def analyze(self, text: str, params: Mapping[str, str]) -> Statement:
         """The engine parses the text: one statement only (it refuses several), then its AST."""
-        formatted = self.run("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
-                             {"q": escape_param(text)}).body.decode().rstrip("\n")
+        try:
+            formatted = self.run("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
+                                 {"q": escape_param(text)}).body.decode().rstrip("\n")
+        except ClickHouseError as error:  # the parser's message, without the wrapping query
+            cut = error.text.find(" In scope SELECT formatQuerySingleLine(")
+            if cut < 0:
+                raise
+            message = error.text[:cut].rstrip(" :.").split("DB::Exception: ", 1)[-1]
+            raise ClickHouseError(error.code, error.name, message) from None
         ast = self.run(f"EXPLAIN AST {formatted}", "TabSeparatedRaw", params).body.decode()
         return Statement(text, formatted, parse_ast(ast), dict(params))
 

@@ -18,6 +18,8 @@ _STATUS_BY_CODE: dict[int, int] = {
 }
 
 _CODE = re.compile(r"Code: (\d+)\.")
+_WRAPPED = re.compile(r"^Code: \d+\. DB::Exception: (Code: \d+\. DB::Exception: .*\([A-Z0-9_]+\)) \(version [^)]*\)\. "
+                      r"\([A-Z0-9_]+\)$", re.DOTALL)
 _NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*$")
 
 
@@ -38,6 +40,8 @@ class ClickHouseError(Exception):
     def from_engine(cls, error: Exception) -> ClickHouseError:
         """The engine's exception keeps its own text; only its code and name are read out of it."""
         text = str(error).strip()
+        wrapped = _WRAPPED.match(text)  # chdb sometimes wraps an exception in a copy of itself
+        text = wrapped.group(1) if wrapped else text
         code = _CODE.search(text)
         name = _NAME.search(text)
         if not code:

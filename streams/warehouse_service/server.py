@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import signal
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,6 @@ from aiohttp import web
 from streams.config import Settings
 from streams.warehouse import DATABASE, QueryResult, migrate
 from streams.warehouse_service.engine import Connection, Engine, new_temp_path
-from streams.warehouse_service.errors import ClickHouseError
 from streams.warehouse_service.http import AccessCheck, WarehouseHTTP
 from streams.warehouse_service.users import load_users
 
@@ -56,14 +56,24 @@ class _MigrationWarehouse:
             path.unlink(missing_ok=True)
 
 
+def held_by_another_process(path: Path) -> bool:
+    """The engine flocks `<dir>/status` while it has the directory open."""
+    status = path / "status"
+    if not status.exists():
+        return False
+    with open(status, "rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def open_engine(path: Path, readers: int) -> Engine:
-    try:
-        return Engine(path, readers=readers)
-    except (ClickHouseError, RuntimeError) as error:
-        if "Cannot lock file" in str(error) or "EmbeddedServer" in str(error):
-            raise DirectoryInUse(f"{path} is in use by another process (only one process may open it): {error}") \
-                from None
-        raise
+    if held_by_another_process(path):
+        raise DirectoryInUse(f"{path} is in use by another process (only one process may open it)")
+    return Engine(path, readers=readers)
 
 
 def run_migrations(engine: Engine) -> list[str]:
