@@ -31,6 +31,7 @@ USERS = {
     "ingest": {"password_sha256_hex": hash_password("ingest-secret")},
     "analyst": {"password_sha256_hex": hash_password("analyst-secret"), "readonly": 1, "roles": ["analyst"]},
 }
+ANALYST_KEY = "analyst-secret"
 # Every column type the migrations in clickhouse/ use, in one table.
 ALL_TYPES = """CREATE TABLE default.all_types (
     id UInt64, raw String, ts DateTime64(3, 'UTC'), maybe Nullable(Int64), tags Array(String),
@@ -87,7 +88,7 @@ def test_clickhouse_connect_native_insert_every_type(service: WarehouseServicePr
     ts = dt.datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=dt.UTC)
     rows = [
         [2**64 - 1, b"\xff\x00\x01bytes", ts, None, ["a", "b"], "k1", dt.date(2026, 3, 4), 1.5, 7],
-        [2**63 + 5, "plain".encode(), ts + dt.timedelta(days=1), -42, [], "k2", dt.date(1970, 1, 1), -0.25, 0],
+        [2**63 + 5, b"plain", ts + dt.timedelta(days=1), -42, [], "k2", dt.date(1970, 1, 1), -0.25, 0],
     ]
     summary = ch.insert("all_types", rows, column_names=["id", "raw", "ts", "maybe", "tags", "kind", "day", "score",
                                                          "flag"])
@@ -223,7 +224,7 @@ def test_readonly_refuses_writes(service: WarehouseServiceProcess, sql: str) -> 
     ch.command("CREATE TABLE IF NOT EXISTS default.ro_target (n UInt64) ENGINE = MergeTree ORDER BY n")
     before = ch.query("SELECT count() FROM ro_target").result_rows
     attempts = [
-        http(service, body=sql.encode(), headers={"X-ClickHouse-User": "analyst", "X-ClickHouse-Key": "analyst-secret"}),
+        http(service, body=sql.encode(), headers={"X-ClickHouse-User": "analyst", "X-ClickHouse-Key": ANALYST_KEY}),
         http(service, body=sql.encode(), readonly="1"),
         http(service, body=sql.encode(), readonly="2"),
         http(service, sql),  # GET is readonly
