@@ -194,22 +194,20 @@ class ChdbWarehouse:
 
 
 class ServerWarehouse:
-    """A ClickHouse server through clickhouse-connect (CLICKHOUSE_URL=http://user:pass@host:8123)."""
+    """A ClickHouse server through clickhouse-connect (CLICKHOUSE_URL=http://user:pass@host:8123), or the embedded
+    engine's warehouse service, which speaks the same protocol. `database` defaults to the project's."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, database: str = DATABASE) -> None:
         import clickhouse_connect
 
         parts = urlparse(url)
-        admin = clickhouse_connect.get_client(
-            host=parts.hostname or "localhost", port=parts.port or 8123, username=parts.username or "default",
-            password=parts.password or "", secure=parts.scheme == "https",
-        )
-        admin.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        connection = {"host": parts.hostname or "localhost", "port": parts.port or 8123,
+                      "username": parts.username or "default", "password": parts.password or "",
+                      "secure": parts.scheme == "https"}
+        admin = clickhouse_connect.get_client(**connection)
+        admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
         admin.close()
-        self._client = clickhouse_connect.get_client(
-            host=parts.hostname or "localhost", port=parts.port or 8123, username=parts.username or "default",
-            password=parts.password or "", secure=parts.scheme == "https", database=DATABASE,
-        )
+        self._client = clickhouse_connect.get_client(**connection, database=database)
         self._lock = threading.Lock()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
