@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from ping_model import open_warehouse
 
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import flatten_columns
 from streams.fleet import generate_fleet
-from streams.sink import load_metric_dictionary, write_pings
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.sink import write_pings
+from streams.warehouse import ChdbWarehouse
 
 ALL_TIME = "counts.kubernetes_agents"  # a dictionary metric with time_frame all
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
@@ -31,9 +32,7 @@ def dictionary() -> MetricDictionary:
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory, dictionary: MetricDictionary) -> Iterator[ChdbWarehouse]:
-    engine = ChdbWarehouse(tmp_path_factory.mktemp("edge") / "chdb")
-    migrate(engine)
-    load_metric_dictionary(engine, dictionary, RECEIVED)
+    engine = open_warehouse(tmp_path_factory.mktemp("edge") / "chdb", dictionary)
     yield engine
     engine.close()
 

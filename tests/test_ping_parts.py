@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from ping_model import open_warehouse
 
 from streams.agents.common import Rejected
 from streams.agents.service_ping import ServicePingNormalizer, encoded_parts
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import generate_fleet
-from streams.sink import load_metric_dictionary, write_pings
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.sink import write_pings
+from streams.warehouse import ChdbWarehouse
 
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
 LIMIT = 64 * 1024
@@ -29,9 +30,7 @@ def dictionary() -> MetricDictionary:
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory, dictionary: MetricDictionary) -> Iterator[ChdbWarehouse]:
-    engine = ChdbWarehouse(tmp_path_factory.mktemp("parts") / "chdb")
-    migrate(engine)
-    load_metric_dictionary(engine, dictionary, RECEIVED)
+    engine = open_warehouse(tmp_path_factory.mktemp("parts") / "chdb", dictionary)
     yield engine
     engine.close()
 
