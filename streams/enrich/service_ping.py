@@ -132,11 +132,8 @@ def _segment(name: str, root: bool) -> str:
     return "['" + name.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
-def _children(path: str, mapping: dict) -> tuple[str, Iterator[tuple[str, Any]]]:
-    """(prefix, (name, value) items) of an object at `path`: each leaf's path is prefix + name."""
-    keys = "".join(mapping)  # one check per object, at C speed: nearly every key is a plain name
-    if "." not in keys and "[" not in keys and "]" not in keys and "" not in mapping:
-        return (path + "." if path else ""), iter(mapping.items())
+def _quoted_children(path: str, mapping: dict) -> tuple[str, Iterator[tuple[str, Any]]]:
+    """(prefix, (name, value) items) of an object with odd keys at `path`: each leaf's path is prefix + name."""
     return path, iter([(_segment(name, not path), value) for name, value in mapping.items()])
 
 
@@ -152,7 +149,9 @@ def flatten_columns(payload: dict) -> tuple[list[str], list[int | float], list[i
     values: list[int | float] = []
     booleans: list[int] = []
     add_path, add_value = paths.append, values.append
-    stack: list[tuple[str, Iterator[tuple[str, Any]]]] = [_children("", payload)]
+    stack: list[tuple[str, Iterator[tuple[str, Any]]]] = [("", iter(payload.items()))]
+    if any("." in key or "[" in key or "]" in key or not key for key in payload):
+        stack = [_quoted_children("", payload)]
     while stack:
         prefix, children = stack[-1]
         for name, value in children:
@@ -163,7 +162,11 @@ def flatten_columns(payload: dict) -> tuple[list[str], list[int | float], list[i
                     add_path(path)
                     add_value(value)
             elif kind is dict:
-                stack.append(_children(prefix + name, value))
+                keys = "".join(value)  # one check per object, at C speed: nearly every key is a plain name
+                if "." in keys or "[" in keys or "]" in keys or "" in value:
+                    stack.append(_quoted_children(prefix + name, value))
+                else:
+                    stack.append((f"{prefix}{name}.", iter(value.items())))
                 break
             elif kind is list:
                 stack.append((prefix + name, zip([f"[{index}]" for index in range(len(value))], value, strict=True)))
@@ -268,7 +271,10 @@ def metric_columns(paths: list[str], values: list[int | float], booleans: list[i
     # Odd values are a few among thousands of counts: patch them into otherwise plain columns.
     metric_value, error_value = values.copy(), [0] * len(values)
     flags: list[list[Any]] = [[index, BOOLEAN, ""] for index in booleans]
-    for index in [index for index, value in enumerate(values) if not 0 <= value <= EXACT_LIMIT]:
+    odd = [index for index, value in enumerate(values) if value < 0]
+    if values and max(values) > EXACT_LIMIT:  # max() runs at C speed; too large values are rarer still
+        odd += [index for index, value in enumerate(values) if value > EXACT_LIMIT]
+    for index in odd:
         value = values[index]
         metric_value[index] = None
         if value in ERROR_MARKERS:
