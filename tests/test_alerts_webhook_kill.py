@@ -14,8 +14,8 @@ import time
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaProducer
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 from alert_receiver import Receiver
 
 from streams.config import TOPIC_ALERTS, Settings
