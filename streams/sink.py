@@ -13,7 +13,7 @@ from typing import Any
 
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER, parse_timestamp
-from streams.warehouse import Warehouse
+from streams.warehouse import RowsRefused, Warehouse
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -121,7 +121,7 @@ def assembled(warehouse: Warehouse, last_part: dict) -> dict:
         "AND kafka_partition = {partition:UInt32} AND kafka_offset = {offset:UInt64} ORDER BY part",
         {"ping": last_part["ping"]["ping_id"], "partition": source["partition"], "offset": source["offset"]}).rows
     if [int(part) for part, _ in rows] != list(range(count)):
-        raise ValueError(f"ping {last_part['ping']['ping_id']}: {len(rows)} of its {count} parts are stored")
+        raise RowsRefused(f"ping {last_part['ping']['ping_id']}: {len(rows)} of its {count} parts are stored")
     return last_part | {"raw": "".join(piece for _, piece in rows)}
 
 

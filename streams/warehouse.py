@@ -214,9 +214,12 @@ class ServerWarehouse:
         with self._lock:
             self._client.command(sql, parameters=dict(params) if params else None)
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def query(self, sql: str, params: Mapping[str, Any] | None = None,
+              settings: Mapping[str, Any] | None = None) -> QueryResult:
+        """`settings` travel as settings of the request (e.g. readonly=1), never as text added to the SQL."""
         with self._lock:
-            result = self._client.query(sql, parameters=dict(params) if params else None)
+            result = self._client.query(sql, parameters=dict(params) if params else None,
+                                        settings=dict(settings) if settings else None)
         rows = [tuple(_jsonable(v) for v in row) for row in result.result_rows]
         return QueryResult(list(result.column_names), rows, int(result.summary.get("read_rows", 0)))
 
@@ -346,6 +349,11 @@ DATA_ERROR_CODES = frozenset({
 _ERROR_CODE = re.compile(r"Code: (\d+)")
 
 
+class RowsRefused(ValueError):
+    """Raised by a writer for rows it cannot store as they are (e.g. a ping's last part whose earlier parts are
+    missing): a data error, so the records are isolated and dead-lettered instead of retried."""
+
+
 def error_code(exc: BaseException) -> int | None:
     """The ClickHouse error code in an engine or server exception, if any."""
     code = getattr(exc, "code", None)
@@ -359,7 +367,7 @@ def is_data_error(exc: BaseException) -> bool:
     """True when retrying cannot help because the rows are wrong: the engine refused them with a data error, or
     they could not even be built or converted to the table's column types on our side (Python errors: a warehouse
     fault never raises those)."""
-    if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError | pa.ArrowNotImplementedError | OverflowError | TypeError
-                  | KeyError | IndexError | AttributeError):
+    if isinstance(exc, RowsRefused | pa.ArrowInvalid | pa.ArrowTypeError | pa.ArrowNotImplementedError | OverflowError
+                  | TypeError | KeyError | IndexError | AttributeError):
         return True
     return error_code(exc) in DATA_ERROR_CODES

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from streams.agents.common import WAREHOUSE_HEALTH, PoisonBatch, write_with_retry
-from streams.warehouse import ChdbWarehouse, is_data_error
+from streams.warehouse import ChdbWarehouse, RowsRefused, is_data_error
 
 pytestmark = pytest.mark.integration
 
@@ -116,6 +116,7 @@ def test_rows_that_cannot_be_converted_are_data_errors():
     assert not is_data_error(RuntimeError("Code: 243. DB::Exception: Cannot reserve 1.00 MiB (NOT_ENOUGH_SPACE)"))
     assert not is_data_error(OSError("Connection refused"))
     assert is_data_error(RuntimeError("Code: 53. DB::Exception: Type mismatch (TYPE_MISMATCH)"))
+    assert is_data_error(RowsRefused("ping 7: 1 of its 3 parts are stored"))  # a writer's own refusal
 
 
 def test_warehouse_faults_are_retried_until_the_write_passes_and_health_says_so(monkeypatch):
