@@ -136,3 +136,16 @@ def alert_events(run: Run) -> list[dict[str, Any]]:
             "opened_at": run.checked_at.isoformat(), "resolved_at": None, "landed_at": None, "run_id": run.run_id,
         })
     return events
+
+
+def check_and_report(settings: Settings, bootstrap: str | None) -> tuple[str, bool]:
+    """Run every check on the settings' warehouse (nobody else may hold it); the printed table and whether an
+    error-level check failed. The demo ends with this."""
+    from streams.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)
+    try:
+        run = run_checks(warehouse, settings, bootstrap=bootstrap)
+    finally:
+        warehouse.close()
+    return format_run(run), run.failed
