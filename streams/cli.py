@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from streams import marts_cli, reference_cli
 from streams.alerts import commands as alerts_cli
+from streams.checks import cli as checks_cli
 from streams.config import Settings
 
 
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     reference_cli.add_commands(sub)  # reference load/columns/sample, report match-rate, export cs-mart
     alerts_cli.add_commands(sub)  # alerts list/backtest/validate
     marts_cli.add_commands(sub)  # catalog, show <mart-or-report>
+    checks_cli.add_commands(sub)  # check [--select ...]
     return parser
 
 

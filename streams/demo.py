@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from streams.agents import CONSUMED_TOPICS
+from streams.checks.runner import check_and_report
 from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.enrich.reference import KINDS as REFERENCE_KINDS
@@ -223,6 +224,7 @@ def run_demo(settings: Settings, instances: int = 40, weeks: int = 12, seed: int
     with kafka_cluster(settings) as bootstrap:
         print(f"kafka at {bootstrap}")
         reports = asyncio.run(_run_pipeline(settings, bootstrap, fleet))
+        checks_table, checks_failed = check_and_report(settings, bootstrap)  # completeness reads the broker
     warehouse = open_warehouse(settings)
     try:
         rows = comparison(fleet, reports, warehouse)
@@ -235,6 +237,8 @@ def run_demo(settings: Settings, instances: int = 40, weeks: int = 12, seed: int
             print(section)
     finally:
         warehouse.close()
+    print(f"\n{checks_table}")
+    ok = ok and not checks_failed
     print(f"\n{'all numbers agree' if ok else 'MISMATCH'} ({time.monotonic() - started:.1f} s); "
           f"warehouse in {settings.chdb_path if not settings.clickhouse_url else settings.clickhouse_url}")
     return 0 if ok else 1

@@ -12,8 +12,8 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from streams import sink
-from streams.agents import alerts, event_metrics, reference, seat_link, service_ping, snowplow, version_check
+from streams import metrics, sink
+from streams.agents import alerts, checks, event_metrics, reference, seat_link, service_ping, snowplow, version_check
 from streams.agents.batching import AckAfterStream
 from streams.agents.common import (
     WAREHOUSE_HEALTH,
@@ -33,7 +33,7 @@ from streams.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 FETCH_BYTES_PER_PARTITION = 1024 * 1024
-SOURCES = [service_ping, reference, seat_link, version_check, snowplow, alerts, event_metrics]
+SOURCES = [service_ping, reference, seat_link, version_check, snowplow, alerts, event_metrics, checks]
 # Topics this app consumes: the consumer group's lag on them tells when everything has landed.
 CONSUMED_TOPICS = [topic for source in SOURCES for topic in source.CONSUMED_TOPICS] + [TOPIC_DLQ]
 
@@ -108,6 +108,7 @@ def register_dead_letter_sink(ctx: AgentContext) -> None:
             except PoisonBatch:  # the end of the line: find the refused letters, keep their why without the bytes
                 stored = sum([await _store_letter(ctx, row) for row in rows])
             ctx.stats.add(dead_letters=stored)
+            metrics.observe_dead_letters(rows)
 
 
 async def _store_letter(ctx: AgentContext, row: dict) -> int:
@@ -135,6 +136,7 @@ def register_health_page(ctx: AgentContext) -> None:
     async def serve_health() -> None:
         site_app = web.Application()
         site_app.router.add_get("/health", health)
+        site_app.router.add_get("/metrics", checks.metrics_page(ctx))
         runner = web.AppRunner(site_app, access_log=None)
         await runner.setup()
         try:

@@ -19,6 +19,7 @@ from typing import Any
 import faust
 import orjson
 
+from streams import metrics
 from streams.config import TOPIC_LANDED, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import parse_timestamp, stable_id
@@ -47,6 +48,7 @@ class SinkStats:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, **counts: int) -> None:
+        metrics.observe_counts(counts)
         for name, value in counts.items():
             self.counts[name] = self.counts.get(name, 0) + value
 
@@ -243,6 +245,7 @@ async def write_with_retry(write: Callable[[], Any], what: str, warehouse: Wareh
     """
     attempt = 0
     while True:
+        started = time.monotonic()
         try:
             result = await asyncio.to_thread(write)
         except Exception as exc:
@@ -254,6 +257,7 @@ async def write_with_retry(write: Callable[[], Any], what: str, warehouse: Wareh
             await asyncio.sleep(delay)
             continue
         WAREHOUSE_HEALTH.succeeded()
+        metrics.observe_insert(what, time.monotonic() - started)
         return result
 
 
@@ -275,6 +279,7 @@ async def sink_batches(ctx: AgentContext, stream: Any, source: str, write: Calla
             continue
         try:
             await write([record for _, record in decoded])
+            metrics.observe_stored(source, [record for _, record in decoded])
         except PoisonBatch:
             await _write_one_by_one(ctx, source, write, decoded)
         except Exception:  # a record of the wrong shape (write_with_retry retries every warehouse fault itself)

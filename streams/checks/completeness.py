@@ -1,0 +1,202 @@
+"""Completeness against Kafka: every offset of a raw topic up to the log end is landed or dead-lettered.
+
+Per partition, an offset is accounted for when
+  - a dead letter names it (raw_dead_letter.kafka_topic/partition/offset: the normalizer rejected it), or
+  - the warehouse stores it by position (raw_service_ping.kafka_partition/offset), or
+  - the record, read back from Kafka, has an identity the warehouse holds: a ping's ping_id (a resent ping lands
+    once, so its second offset is accounted by content), an error or metadata report's report_id, a Seat Link's
+    seat_link_id, a version check's check_id. Only offsets not accounted by position are read back.
+The result per partition: "complete through offset N (time T)", N the last offset of the gap-free prefix. Offsets
+after a gap while the worker's group still has lag on the source's topics are in flight (warn); a gap while the group
+has no lag is data that was accepted and never landed (fail).
+
+Snowplow is not accounted per offset: one raw record holds a request's events, stored by event_id without their
+Kafka position, and some are bad rows with part indexes, so a record's fate is not one identity (see the report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.checks.spec import PASS, WARN, Check, Result, outcome
+from streams.config import (
+    TOPIC_DLQ,
+    TOPIC_NORMALIZED_SEAT_LINK,
+    TOPIC_NORMALIZED_SERVICE_PING,
+    TOPIC_NORMALIZED_VERSION_CHECK,
+    TOPIC_RAW_SEAT_LINK,
+    TOPIC_RAW_SERVICE_PING,
+    TOPIC_RAW_VERSION_CHECK,
+    Settings,
+)
+from streams.kafka import OffsetProbe
+from streams.warehouse import Warehouse
+
+Identity = tuple[str, str, int]  # table, id column, id
+
+
+def _headers(record: object) -> dict[str, str]:
+    return {k: (v or b"").decode("utf-8", errors="replace") for k, v in getattr(record, "headers", None) or []}
+
+
+def service_ping_identity(record: object) -> Identity:
+    from streams.agents.common import received_at
+    from streams.agents.service_ping import error_report, timing_report
+    from streams.enrich.service_ping import ping_id_for
+
+    value, headers = record.value, _headers(record)  # type: ignore[attr-defined]
+    document = orjson.loads(value)
+    kind = headers.get("kind", "ping")
+    if kind == "error":
+        return "fct_ping_error", "report_id", error_report(document, received_at(headers))["report_id"]
+    if kind == "metadata":
+        return "fct_ping_metric_timing", "report_id", timing_report(document, received_at(headers))["report_id"]
+    return "fct_ping_instance", "ping_id", ping_id_for(document, value)
+
+
+def seat_link_identity(record: object) -> Identity:
+    from streams.agents.seat_link import normalize
+
+    return "fct_seat_link", "seat_link_id", normalize(record.value, _headers(record))["seat_link_id"]  # type: ignore
+
+
+def version_check_identity(record: object) -> Identity:
+    from streams.agents.version_check import check_id_for
+
+    message = SimpleNamespace(topic=record.topic, partition=record.partition, offset=record.offset)  # type: ignore
+    return "fct_version_check", "check_id", check_id_for(_headers(record), message)
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """How a raw topic's offsets are accounted for."""
+
+    normalized_topic: str
+    identity: Callable[[object], Identity]
+    offset_table: str | None = None  # a table keeping kafka_partition / kafka_offset of this topic
+
+
+ACCOUNTING = {
+    TOPIC_RAW_SERVICE_PING: Accounting(TOPIC_NORMALIZED_SERVICE_PING, service_ping_identity, "raw_service_ping"),
+    TOPIC_RAW_SEAT_LINK: Accounting(TOPIC_NORMALIZED_SEAT_LINK, seat_link_identity),
+    TOPIC_RAW_VERSION_CHECK: Accounting(TOPIC_NORMALIZED_VERSION_CHECK, version_check_identity),
+}
+
+
+def _positions(warehouse: Warehouse, topic: str, accounting: Accounting) -> dict[int, set[int]]:
+    """Offsets per partition the warehouse names: dead letters of the topic, and stored positions."""
+    found: dict[int, set[int]] = defaultdict(set)
+    queries = ["SELECT kafka_partition, kafka_offset FROM raw_dead_letter FINAL WHERE kafka_topic = {topic:String}"]
+    if accounting.offset_table:
+        queries.append(f"SELECT kafka_partition, kafka_offset FROM {accounting.offset_table} FINAL")
+    for sql in queries:
+        for partition, offset in warehouse.query(sql, {"topic": topic}).rows:
+            found[int(partition)].add(int(offset))
+    return found
+
+
+def _runs(offsets: list[int]) -> list[tuple[int, int]]:
+    """Sorted offsets -> (first, last) runs of consecutive offsets."""
+    runs: list[tuple[int, int]] = []
+    for offset in offsets:
+        if runs and offset == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], offset)
+        else:
+            runs.append((offset, offset))
+    return runs
+
+
+async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, offsets: list[int]) -> dict[int, object]:
+    """The records at these offsets (compacted or deleted ones are simply absent)."""
+    records: dict[int, object] = {}
+    for first, last in _runs(offsets):
+        consumer.seek(tp, first)
+        position = first
+        while position <= last:
+            batch = (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
+            if not batch:
+                break
+            for record in batch:
+                if first <= record.offset <= last:
+                    records[record.offset] = record
+                position = record.offset + 1
+    return records
+
+
+def _stored(warehouse: Warehouse, identities: dict[int, Identity]) -> set[int]:
+    """Offsets whose identity the warehouse holds."""
+    by_table: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for offset, (table, column, ident) in identities.items():
+        by_table[(table, column)][ident].append(offset)
+    found: set[int] = set()
+    for (table, column), offsets in by_table.items():
+        held = warehouse.query(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN {{ids:Array(UInt64)}}",
+                               {"ids": list(offsets)}).rows
+        for (ident,) in held:
+            found.update(offsets[int(ident)])
+    return found
+
+
+async def _completeness(warehouse: Warehouse, settings: Settings, bootstrap: str, check: Check) -> list[Result]:
+    accounting = ACCOUNTING.get(check.table)
+    if accounting is None:
+        raise LookupError(f"no per-offset accounting for topic {check.table}")
+    topic = settings.topic(check.table)
+    async with OffsetProbe(bootstrap) as probe:
+        partitions = sorted(await probe.partitions([topic]))
+        ends = await probe.end_offsets(partitions)
+        lag = await probe.group_lag(settings.app_id, [topic, settings.topic(accounting.normalized_topic),
+                                                      settings.topic(TOPIC_DLQ)])
+    known = await asyncio.to_thread(_positions, warehouse, topic, accounting)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        starts = await consumer.beginning_offsets(partitions) if partitions else {}
+        results = []
+        for tp in partitions:
+            missing = [o for o in range(starts[tp], ends[tp]) if o not in known[tp.partition]]
+            records = await _read(consumer, tp, missing)
+            identities = {}
+            for offset, record in records.items():
+                try:
+                    identities[offset] = accounting.identity(record)
+                except Exception:  # not a record the pipeline could store: it should be a dead letter
+                    continue
+            found = await asyncio.to_thread(_stored, warehouse, identities)
+            unaccounted = [o for o in missing if o not in found]
+            through = (unaccounted[0] if unaccounted else ends[tp]) - 1
+            at = (await _read(consumer, tp, [through])).get(through) if through >= starts[tp] else None
+            results.append(_result(check, tp.partition, through, ends[tp], unaccounted, lag, at))
+        return results
+    finally:
+        await consumer.stop()
+
+
+def _result(check: Check, partition: int, through: int, end: int, unaccounted: list[int], lag: int,
+            record: object | None) -> Result:
+    when = datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat(timespec="seconds") if record else "-"  # type: ignore
+    text = f"complete through offset {through} (time {when}) of {end} records"
+    if unaccounted:
+        text += (f"; {len(unaccounted)} offsets neither landed nor dead-lettered, first {unaccounted[:5]}"
+                 + (f" (group lag {lag}: in flight)" if lag else " while the group has no lag"))
+    scope = f"partition {partition}"
+    if unaccounted and lag:
+        return Result(check, WARN, through, f"through offset {end - 1}", text, scope)
+    result = outcome(check, bool(unaccounted), through, f"through offset {end - 1}", text, scope)
+    return result if result.status != PASS else Result(check, PASS, through, result.threshold, text, scope)
+
+
+def completeness(warehouse: Warehouse, settings: Settings, bootstrap: str | None, check: Check) -> list[Result]:
+    if not bootstrap:
+        raise LookupError("no Kafka to compare with: set KAFKA_BOOTSTRAP_SERVERS")
+    return asyncio.run(_completeness(warehouse, settings, bootstrap, check))

@@ -1,0 +1,219 @@
+"""Trusted data on the sample fleet, end to end on real parts (HTTP collector -> Kafka -> worker -> chdb).
+
+The seed-42 fleet goes through the demo's pipeline while /metrics is scraped; then every declared check passes,
+`denomas-usage check` exits 0, and breaking the pipeline on purpose (offsets skipped past, a stopped worker) makes
+completeness and freshness fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import aiohttp
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.checks.runner import format_run, run_checks
+from streams.checks.spec import FAIL, PASS, WARN, load_checks
+from streams.collector import RunningCollector
+from streams.config import TOPIC_RAW_SERVICE_PING, Settings
+from streams.demo import DemoFleet, feed, wait_until_landed
+from streams.enrich.reference import KINDS as REFERENCE_KINDS
+from streams.reference import publish as publish_reference
+from streams.topics import ensure_topics
+from streams.warehouse import ChdbWarehouse
+from streams.worker import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+INSTANCES, WEEKS, SEED = 6, 4, 42  # seed 42 as `make run`; the golden records are in this fleet too
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def total(metrics: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, lab), v in metrics.items() if n == name and labels.items() <= dict(lab).items())
+
+
+async def scrape(port: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    assert response.status == 200
+                    return samples(await response.text())
+            except aiohttp.ClientConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    name = uuid.uuid4().hex[:8]
+    return Settings.from_env(data_dir=tmp_path_factory.mktemp("checks"), topic_prefix=f"t-{name}.",
+                             app_id=f"test-checks-{name}", topic_partitions=2, worker_web_port=_free_port())
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    return DemoFleet.build(INSTANCES, WEEKS, SEED)
+
+
+async def _stream(settings: Settings, bootstrap: str, fleet: DemoFleet) -> tuple[dict, dict, list[dict]]:
+    await ensure_topics(bootstrap, settings)
+    worker, collector = WorkerProcess(settings, bootstrap), RunningCollector(bootstrap, settings)
+    worker.start()
+    try:
+        before = await scrape(settings.worker_web_port)
+        url = await collector.start()
+        for kind in fleet.reference.base_kinds():
+            await publish_reference(settings, bootstrap, REFERENCE_KINDS[kind], fleet.reference.rows[kind])
+        during = []
+        sending = asyncio.create_task(feed(url, fleet))
+        while not sending.done():
+            during.append(await scrape(settings.worker_web_port))
+            await asyncio.sleep(0.5)
+        await sending
+        await wait_until_landed(settings, bootstrap, timeout=240)
+        after = await scrape(settings.worker_web_port)
+        deadline = time.monotonic() + 60  # the leader's scheduled check run reports on /metrics too
+        while not total(after, "denomas_check_results_total") and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            after = await scrape(settings.worker_web_port)
+        assert worker.alive(), worker.log_tail()
+        return before, after, during
+    finally:
+        await collector.stop()
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def streamed(kafka_bootstrap, settings, fleet):
+    os.environ["DENOMAS_CHECK_INTERVAL"] = "10"  # the worker process inherits it
+    try:
+        return asyncio.run(_stream(settings, kafka_bootstrap, fleet))
+    finally:
+        del os.environ["DENOMAS_CHECK_INTERVAL"]
+
+
+def test_metrics_move_during_the_stream_and_lag_drops_to_zero(streamed, fleet, settings):
+    before, after, during = streamed
+    valid = sum(1 for p in fleet.pings if p.valid)
+    assert total(before, "denomas_records_landed_total", source="service_ping") == 0
+    assert total(after, "denomas_records_landed_total", source="service_ping") == valid
+    assert total(after, "denomas_records_dead_lettered_total", source="service_ping") == len(fleet.pings) - valid
+    assert total(after, "denomas_records_landed_total", source="snowplow") == fleet.snowplow.expected_counts()[
+        "events"]
+    assert total(after, "denomas_batch_insert_seconds_count") > total(before, "denomas_batch_insert_seconds_count")
+    assert total(after, "denomas_received_to_stored_seconds_count", source="service_ping") == valid
+    lag = {dict(labels)["topic"]: v for (name, labels), v in after.items() if name == "denomas_consumer_lag"}
+    assert settings.topic(TOPIC_RAW_SERVICE_PING) in lag and set(lag.values()) == {0}
+    assert max(total(s, "denomas_consumer_lag") for s in during) > 0  # records waited while the fleet was sent
+    assert total(after, "denomas_check_results_total") > 0  # the worker's scheduled checks ran
+    assert any(n.startswith("faust_") for n, _ in after)  # Faust's Prometheus sensor
+
+
+def read(settings: Settings, sql: str, params: dict | None = None):
+    warehouse = ChdbWarehouse(settings.chdb_path)
+    try:
+        return warehouse.query(sql, params).rows
+    finally:
+        warehouse.close()
+
+
+def test_every_check_passes_on_the_sample_fleet(streamed, settings, kafka_bootstrap):
+    warehouse = ChdbWarehouse(settings.chdb_path)
+    try:
+        run = run_checks(warehouse, settings, bootstrap=kafka_bootstrap)
+    finally:
+        warehouse.close()
+    print(format_run(run))
+    assert [(r.check.name, r.scope, r.status, r.message) for r in run.results if r.status != PASS] == []
+    assert {r.check.name for r in run.results} == {c.name for c in load_checks()}
+    complete = [r for r in run.results if r.check.kind == "completeness"]
+    assert sum(r.observed + 1 for r in complete if r.check.table == TOPIC_RAW_SERVICE_PING) == 21  # every ping
+    assert read(settings, "SELECT uniqExact(run_id) > 1 FROM check_results")[0][0] == 1  # worker's runs + this
+
+
+def test_the_check_command_prints_stores_and_exits_zero(streamed, settings, kafka_bootstrap):
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DENOMAS_DATA_DIR": str(settings.data_dir),
+                        "DENOMAS_TOPIC_PREFIX": settings.topic_prefix, "DENOMAS_APP_ID": settings.app_id}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "check", "--select", "source:service_ping",
+                           "golden_*"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completeness_service_ping" in done.stdout and "complete through offset" in done.stdout
+    assert "0 fail, 0 error" in done.stdout
+
+
+async def _skip_offsets(settings: Settings, bootstrap: str, body: bytes, count: int) -> dict[int, list[int]]:
+    """Publish pings while the worker is stopped, then move its group's committed offsets past them: records the
+    broker acknowledged and the pipeline will never process."""
+    topic = settings.topic(TOPIC_RAW_SERVICE_PING)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    skipped: dict[int, list[int]] = {}
+    try:
+        for i in range(count):
+            document = orjson.loads(body) | {"uuid": str(uuid.uuid4()), "recorded_at": f"2026-07-0{i + 1}T00:00:00Z"}
+            meta = await producer.send_and_wait(topic, orjson.dumps(document), key=str(i).encode(), headers=[
+                ("kind", b"ping"), ("received_at", datetime.now(UTC).isoformat().encode())])
+            skipped.setdefault(meta.partition, []).append(meta.offset)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=settings.app_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in skipped]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()
+    return skipped
+
+
+def test_skipped_offsets_fail_completeness_and_a_stopped_worker_fails_freshness(streamed, settings,
+                                                                                 kafka_bootstrap, fleet):
+    body = next(p for p in fleet.pings if p.valid).body()
+    skipped = asyncio.run(_skip_offsets(settings, kafka_bootstrap, body, 3))
+    checks = [c for c in load_checks() if c.name in ("completeness_service_ping", "freshness_service_ping")]
+    freshness = next(c for c in checks if c.kind == "freshness")
+    strict = replace(freshness, params=freshness.params | {"warn_after_minutes": 0.01, "error_after_minutes": 0.02})
+    time.sleep(1.5)  # the worker stopped: nothing has landed since, the newest arrival ages past 1.2 s
+    warehouse = ChdbWarehouse(settings.chdb_path)
+    try:
+        run = run_checks(warehouse, settings, bootstrap=kafka_bootstrap, checks=checks + [strict])
+    finally:
+        warehouse.close()
+    by_partition = {r.scope: r for r in run.results if r.check.kind == "completeness"}
+    for partition, offsets in skipped.items():
+        result = by_partition[f"partition {partition}"]
+        assert result.status == FAIL and result.observed == offsets[0] - 1
+        assert f"complete through offset {offsets[0] - 1} (time " in result.message
+        assert f"{len(offsets)} offsets neither landed nor dead-lettered, first {offsets}" in result.message
+    assert all(r.status == PASS for s, r in by_partition.items() if int(s.split()[1]) not in skipped)
+    statuses = {(r.check.name, r.check.params["error_after_minutes"]): r.status for r in run.results
+                if r.check.kind == "freshness"}
+    assert statuses == {("freshness_service_ping", 10080): PASS, ("freshness_service_ping", 0.02): FAIL}
+    assert run.failed and WARN not in {r.status for r in run.results}
