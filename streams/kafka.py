@@ -733,16 +733,28 @@ def kafka_cluster(settings: Settings, timeout: float = 90) -> Iterator[str]:
         broker.stop()
 
 
+DEFAULT_BROKER_PORT = 9092
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `broker start` (shared by `denomas-usage broker start` and `python -m streams.kafka`)."""
+    parser.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT,
+                        help=f"PLAINTEXT port (default {DEFAULT_BROKER_PORT}; 0 = pick a free one)")
+    parser.add_argument("--heap", default="512m", help="JVM heap (default 512m)")
+    parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for the broker to be ready")
+
+
 def main_broker(argv: list[str]) -> int:
-    """`broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
+    """`python -m streams.kafka start [--port N]`."""
     parser = argparse.ArgumentParser(prog="broker", description="Local single-node Kafka (KRaft) broker")
     sub = parser.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="run the broker in the foreground")
-    start.add_argument("--port", type=int, default=9092, help="PLAINTEXT port (0 = pick a free one)")
-    start.add_argument("--heap", default="512m")
-    start.add_argument("--timeout", type=float, default=90)
+    add_broker_arguments(sub.add_parser("start", help="run the broker in the foreground"))
     args = parser.parse_args(argv)
+    return run_broker(args.port, args.heap, args.timeout)
 
+
+def run_broker(port: int, heap: str, timeout: float) -> int:
+    """`broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
     settings = Settings.from_env()
 
     def _interrupt(signum: int, frame: object) -> None:
@@ -754,11 +766,11 @@ def main_broker(argv: list[str]) -> int:
         check_prerequisites(need_maven=not kafka_jars_ready(settings.cache_dir))
         ensure_kafka_jars(settings.cache_dir)
         broker = LocalBroker(
-            settings.data_dir / "kafka", settings.cache_dir, port=args.port or None, heap=args.heap,
+            settings.data_dir / "kafka", settings.cache_dir, port=port or None, heap=heap,
             partitions=settings.topic_partitions,
         )  # fmt: skip
         started = time.monotonic()
-        broker.start(args.timeout)
+        broker.start(timeout)
         print(f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - started:.1f} s "
               f"(log: {broker.log_path}); Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
         print(broker.bootstrap_servers, flush=True)
