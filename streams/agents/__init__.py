@@ -31,8 +31,10 @@ def faust_broker_url(bootstrap_servers: str) -> str:
 
 
 # A killed worker's partitions wait for its session to expire before a new worker gets them: Faust's 60 s
-# default meant a minute without processing after every crash. Heartbeats every second keep 8 s safe.
-SESSION_TIMEOUT_SECONDS = 8.0
+# default meant a minute without processing after every crash. 6 s is the broker's minimum
+# (group.min.session.timeout.ms); heartbeats every second, so only an event loop blocked for 6 s loses the
+# partitions (a rebalance, nothing lost: unacknowledged batches are redelivered).
+SESSION_TIMEOUT_SECONDS = 6.0
 HEARTBEAT_SECONDS = 1.0
 # A safety net: topics are created before the consumer subscribes (ProjectApp), so a fresh broker needs no
 # metadata refresh; aiokafka's default (5 min) would leave a worker without partitions that long otherwise.
