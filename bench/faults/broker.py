@@ -172,14 +172,16 @@ async def _worker_fresh_broker(env: FaultEnv) -> FaultResult:
         async with OffsetProbe(broker.bootstrap_servers) as probe:
             while not await probe.partitions([raw]):
                 await asyncio.sleep(0.2)
+        up = time.monotonic()  # the worker creates the topics once its warehouse is migrated, then subscribes
         url = await collector.start()  # only now: the collector would otherwise create the topics first
-        recover = await _seconds_until_processed(settings, broker.bootstrap_servers, url, started)
+        recover = await _seconds_until_processed(settings, broker.bootstrap_servers, url, up)
     finally:
         worker.stop()
         await collector.stop()
         broker.stop()
     return FaultResult("first worker on a fresh broker", 0, 0, 0, 0, None, recover,
-                       "from the worker's start (incl. migrations on an empty warehouse) to a ping processed")
+                       f"from the topics the worker created to a ping posted then processed; before that "
+                       f"{up - started:.1f} s from its start (migrations on an empty warehouse)")
 
 
 def worker_sigkill_restart(env: FaultEnv) -> FaultResult:

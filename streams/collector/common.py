@@ -38,10 +38,8 @@ FATAL_PRODUCER_ERRORS: tuple[type[Exception], ...] = (
     errors.OutOfOrderSequenceNumber, errors.UnknownProducerId, errors.InvalidProducerEpoch,
     errors.InvalidProducerIdMapping, errors.ProducerFenced, errors.ProducerClosed, errors.IllegalStateError,
 )
-RESTART_BACKOFF_SECONDS = 1.0
-PUBLISH_TIMEOUT_SECONDS = 5.0
-
-
+RESTART_BACKOFF_SECONDS = 1.0  # at most one new producer a second while the broker is away
+PUBLISH_TIMEOUT_SECONDS = 5.0  # a healthy broker acknowledges in milliseconds
 METADATA_RETRY_SECONDS = 0.5
 
 
