@@ -14,6 +14,7 @@ from streams import marts_cli, reference_cli
 from streams.alerts import commands as alerts_cli
 from streams.checks import cli as checks_cli
 from streams.config import Settings
+from streams.kafka import add_broker_arguments
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -43,15 +44,21 @@ def cmd_collector(args: argparse.Namespace, settings: Settings) -> int:
         print("collector: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(replace(settings, collector_host=args.host, collector_port=args.port),
-                          settings.kafka_bootstrap_servers))
+        asyncio.run(serve(collector_settings(args, settings), settings.kafka_bootstrap_servers))
     return 0
 
 
-def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka import main_broker
+def collector_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Options given on the command line win over DENOMAS_COLLECTOR_PORT and the defaults."""
+    host = settings.collector_host if args.host is None else args.host
+    port = settings.collector_port if args.port is None else args.port
+    return replace(settings, collector_host=host, collector_port=port)
 
-    return main_broker([args.action])
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka import run_broker
+
+    return run_broker(args.port, args.heap, args.timeout)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,12 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     collector = sub.add_parser("collector", help="run the HTTP collector")
-    collector.add_argument("--host", default="127.0.0.1")
-    collector.add_argument("--port", type=int, default=8080)
+    collector.add_argument("--host", help="default 127.0.0.1")
+    collector.add_argument("--port", type=int, help="default $DENOMAS_COLLECTOR_PORT, else 8080 (0: a free port)")
     collector.set_defaults(func=cmd_collector)
 
     broker = sub.add_parser("broker", help="run a local single-node Kafka (KRaft) broker")
     broker.add_argument("action", choices=["start"])
+    add_broker_arguments(broker)
     broker.set_defaults(func=cmd_broker)
 
     sub.add_parser("migrate", help="apply the clickhouse/ migrations").set_defaults(func=cmd_migrate)

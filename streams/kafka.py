@@ -13,6 +13,7 @@ import base64
 import concurrent.futures
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.structs import OffsetAndMetadata
@@ -453,6 +455,13 @@ class LocalBroker:
             self.pid_path.unlink()
         atexit.unregister(self.stop)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would end it (fault scenarios); `start` again recovers from the same data."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(30)
+            self._forget()
+
     def stop(self) -> None:
         """SIGTERM (controlled shutdown), SIGKILL after 30 s. Only touches the process we started."""
         proc = self._proc
@@ -512,13 +521,58 @@ async def create_topics(
 ) -> None:
     """Create topics, ignoring those that already exist. max.message.bytes defaults to MAX_MESSAGE_BYTES."""
     topic_configs = {"max.message.bytes": str(MAX_MESSAGE_BYTES), **(configs or {})}
-    new = [NewTopic(name, partitions, replication_factor, topic_configs=topic_configs) for name in names]
     async with _admin(bootstrap) as admin:
-        response = await admin.create_topics(new)
+        await _create_missing(admin, dict.fromkeys(names, topic_configs), partitions, replication_factor)
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]], partitions: int,
+                          replication_factor: int) -> None:
+    new = [NewTopic(name, partitions, replication_factor, topic_configs=configs) for name, configs in wanted.items()]
+    response = await admin.create_topics(new)
     for topic, code, *rest in response.topic_errors:
         error = for_code(code)
         if code and error is not TopicAlreadyExistsError:
             raise error(f"creating topic {topic!r}: {rest[0] if rest else ''}")
+
+
+DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on the topic itself (not a broker default)
+
+
+async def _topic_configs(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30) -> dict[str, list]:
+    """Config entries (name, value, read_only, source, ...) per topic; waits for topics just created to show."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        errors = [(for_code(code), topic, message) for code, message, _t, topic, _e in described.resources if code]
+        if not errors:
+            return {topic: entries for _c, _m, _t, topic, entries in described.resources}
+        error, topic, message = errors[0]
+        if not error.retriable or time.monotonic() > deadline:
+            raise error(f"describing topic {topic!r}: {message}")
+        await asyncio.sleep(0.2)
+
+
+async def ensure_topic_configs(bootstrap: str, wanted: dict[str, dict[str, str]], partitions: int,
+                               *, replication_factor: int = 1) -> list[str]:
+    """Create the missing topics and set the configs of existing ones that differ; returns the names changed.
+
+    Kafka's AlterConfigs (the only form aiokafka sends) replaces every config set on a topic, so the topic's
+    other own settings are sent along unchanged.
+    """
+    async with _admin(bootstrap) as admin:
+        await _create_missing(admin, wanted, partitions, replication_factor)
+        changes = []
+        for topic, entries in (await _topic_configs(admin, list(wanted))).items():
+            current = {entry[0]: entry[1] for entry in entries}
+            if any(current.get(key) != value for key, value in wanted[topic].items()):
+                own = {entry[0]: entry[1] for entry in entries if entry[3] == DYNAMIC_TOPIC_CONFIG}
+                changes.append(ConfigResource(ConfigResourceType.TOPIC, topic, own | wanted[topic]))
+        if changes:
+            [altered] = await admin.alter_configs(changes)
+            for code, message, _type, topic in altered.resources:
+                if code:
+                    raise for_code(code)(f"altering the config of topic {topic!r}: {message}")
+    return [change.name for change in changes]
 
 
 class OffsetProbe:
@@ -616,6 +670,49 @@ async def wait_for_zero_lag(
             await asyncio.sleep(poll)
 
 
+# --------------------------------------------------------------------------------------------- client logs
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one record per logger, level and message template through per `window` seconds.
+
+    With the broker away, aiokafka logs each failed connection and metadata attempt (thousands a second);
+    the first of a kind is shown at once, the rest are counted and the count is added to the next one shown.
+    """
+
+    def __init__(self, window: float = 10.0) -> None:
+        super().__init__()
+        self.window = window
+        self._shown: dict[tuple[str, int, str], float] = {}
+        self._suppressed: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = time.monotonic()
+        if now - self._shown.get(key, -self.window) < self.window:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        self._shown[key] = now
+        if suppressed := self._suppressed.pop(key, 0):
+            record.msg = f"{record.msg} ({suppressed} more like it not shown)"
+        return True
+
+
+_REPEAT_FILTER = RepeatFilter()
+
+
+def limit_repeated_logs(*names: str) -> None:
+    """Install the shared RepeatFilter on aiokafka's loggers and on `names` (a filter is per logger)."""
+    import aiokafka.consumer  # noqa: F401  (imports create the loggers the filter must sit on)
+    import aiokafka.producer  # noqa: F401
+
+    known = [name for name in logging.Logger.manager.loggerDict if name == "aiokafka" or name.startswith("aiokafka.")]
+    for name in [*known, *names]:
+        logger = logging.getLogger(name)
+        if _REPEAT_FILTER not in logger.filters:
+            logger.addFilter(_REPEAT_FILTER)
+
+
 # --------------------------------------------------------------------------------------------- entry points
 
 
@@ -636,16 +733,28 @@ def kafka_cluster(settings: Settings, timeout: float = 90) -> Iterator[str]:
         broker.stop()
 
 
+DEFAULT_BROKER_PORT = 9092
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `broker start` (shared by `denomas-usage broker start` and `python -m streams.kafka`)."""
+    parser.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT,
+                        help=f"PLAINTEXT port (default {DEFAULT_BROKER_PORT}; 0 = pick a free one)")
+    parser.add_argument("--heap", default="512m", help="JVM heap (default 512m)")
+    parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for the broker to be ready")
+
+
 def main_broker(argv: list[str]) -> int:
-    """`broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
+    """`python -m streams.kafka start [--port N]`."""
     parser = argparse.ArgumentParser(prog="broker", description="Local single-node Kafka (KRaft) broker")
     sub = parser.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="run the broker in the foreground")
-    start.add_argument("--port", type=int, default=9092, help="PLAINTEXT port (0 = pick a free one)")
-    start.add_argument("--heap", default="512m")
-    start.add_argument("--timeout", type=float, default=90)
+    add_broker_arguments(sub.add_parser("start", help="run the broker in the foreground"))
     args = parser.parse_args(argv)
+    return run_broker(args.port, args.heap, args.timeout)
 
+
+def run_broker(port: int, heap: str, timeout: float) -> int:
+    """`broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
     settings = Settings.from_env()
 
     def _interrupt(signum: int, frame: object) -> None:
@@ -657,11 +766,11 @@ def main_broker(argv: list[str]) -> int:
         check_prerequisites(need_maven=not kafka_jars_ready(settings.cache_dir))
         ensure_kafka_jars(settings.cache_dir)
         broker = LocalBroker(
-            settings.data_dir / "kafka", settings.cache_dir, port=args.port or None, heap=args.heap,
+            settings.data_dir / "kafka", settings.cache_dir, port=port or None, heap=heap,
             partitions=settings.topic_partitions,
         )  # fmt: skip
         started = time.monotonic()
-        broker.start(args.timeout)
+        broker.start(timeout)
         print(f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - started:.1f} s "
               f"(log: {broker.log_path}); Ctrl-C to stop", file=sys.stderr, flush=True)  # fmt: skip
         print(broker.bootstrap_servers, flush=True)

@@ -13,14 +13,18 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from streams.config import Settings
+
+if TYPE_CHECKING:
+    from streams.enrich.reference import RefKind
 
 
 def cmd_reference_load(args: argparse.Namespace, settings: Settings) -> int:
     """Validate the whole file, then write it to the dim_ table (or publish it to the kind's compacted topic)."""
     from streams.enrich.reference import kind_named
-    from streams.reference import CsvValidationError, publish, read_csv, with_version, write_reference
+    from streams.reference import CsvValidationError, read_csv, with_version, write_reference
     from streams.warehouse import migrate, open_warehouse
 
     try:
@@ -33,7 +37,7 @@ def cmd_reference_load(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.kafka_bootstrap_servers:
             print("reference load --publish: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
             return 2
-        sent = asyncio.run(publish(settings, settings.kafka_bootstrap_servers, kind, rows))
+        sent = asyncio.run(_publish(settings, settings.kafka_bootstrap_servers, kind, rows))
         print(f"published {sent} {kind.name} records to {settings.topic(kind.topic)}")
         return 0
     from datetime import UTC, datetime
@@ -46,6 +50,14 @@ def cmd_reference_load(args: argparse.Namespace, settings: Settings) -> int:
         warehouse.close()
     print(f"loaded {written} {kind.name} rows into {kind.table}")
     return 0
+
+
+async def _publish(settings: Settings, bootstrap: str, kind: RefKind, rows: list[dict[str, Any]]) -> int:
+    from streams.reference import publish
+    from streams.topics import ensure_topics
+
+    await ensure_topics(bootstrap, settings)  # the compacted topic must not be auto-created with broker defaults
+    return await publish(settings, bootstrap, kind, rows)
 
 
 def cmd_reference_columns(args: argparse.Namespace, settings: Settings) -> int:

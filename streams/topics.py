@@ -1,7 +1,12 @@
-"""Our Kafka topics, created with their sizes and retention before anything publishes to them."""
+"""Our Kafka topics, created with their sizes and retention before anything publishes to them.
+
+Every process that uses them (collector, worker, CLI commands that publish) calls `ensure_topics` first: a
+topic someone else created first (a client's auto-creation, an older release) gets the project's settings too.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from streams.config import (
@@ -20,7 +25,9 @@ from streams.config import (
     Settings,
     topic_config,
 )
-from streams.kafka import create_topics
+from streams.kafka import ensure_topic_configs
+
+log = logging.getLogger(__name__)
 
 PIPELINE_TOPICS = [TOPIC_RAW_SERVICE_PING, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_DLQ]
 PIPELINE_TOPICS += REFERENCE_TOPICS  # compacted reference data (see topic_config)
@@ -31,5 +38,8 @@ PIPELINE_TOPICS += [TOPIC_LANDED, TOPIC_ALERTS]  # sinks -> alert evaluator -> w
 
 
 async def ensure_topics(bootstrap: str, settings: Settings, topics: Sequence[str] = PIPELINE_TOPICS) -> None:
-    for topic in topics:
-        await create_topics(bootstrap, [settings.topic(topic)], settings.topic_partitions, topic_config(topic))
+    """Create the missing topics and correct the settings (retention, compaction, size) of existing ones."""
+    wanted = {settings.topic(topic): topic_config(topic) for topic in topics}
+    changed = await ensure_topic_configs(bootstrap, wanted, settings.topic_partitions)
+    if changed:
+        log.warning("set the project's topic settings on %s", ", ".join(changed))

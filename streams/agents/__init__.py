@@ -28,6 +28,7 @@ from streams.agents.common import (
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.heap import release_free_memory
+from streams.topics import ensure_topics
 from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,31 @@ def faust_broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip())
 
 
+# A killed worker's partitions wait for its session to expire before a new worker gets them: Faust's 60 s
+# default meant a minute without processing after every crash. 6 s is the broker's minimum
+# (group.min.session.timeout.ms); heartbeats every second, so only an event loop blocked for 6 s loses the
+# partitions (a rebalance, nothing lost: unacknowledged batches are redelivered).
+SESSION_TIMEOUT_SECONDS = 6.0
+HEARTBEAT_SECONDS = 1.0
+# A safety net: topics are created before the consumer subscribes (ProjectApp), so a fresh broker needs no
+# metadata refresh; aiokafka's default (5 min) would leave a worker without partitions that long otherwise.
+METADATA_MAX_AGE_MS = 30_000
+
+
+class ProjectApp(faust.App):
+    """A Faust app that makes sure our topics exist with the project's settings before it subscribes."""
+
+    project_settings: Settings
+    bootstrap_servers: str
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        await ensure_topics(self.bootstrap_servers, self.project_settings)
+
+
 def faust_app(app_id: str, settings: Settings, bootstrap_servers: str) -> faust.App:
     """A Faust app with this project's consumer/producer settings and no agents yet."""
-    return faust.App(
+    app = ProjectApp(
         app_id,
         broker=faust_broker_url(bootstrap_servers),
         store="memory://",
@@ -64,7 +87,12 @@ def faust_app(app_id: str, settings: Settings, bootstrap_servers: str) -> faust.
         # Don't wait at shutdown/rebalance for batches that cannot finish (warehouse down): they stay
         # unacknowledged and are redelivered, which the idempotent writers absorb.
         stream_wait_empty=False,
+        broker_session_timeout=SESSION_TIMEOUT_SECONDS,
+        broker_heartbeat_interval=HEARTBEAT_SECONDS,
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
     )
+    app.project_settings, app.bootstrap_servers = settings, bootstrap_servers
+    return app
 
 
 def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, dictionary: MetricDictionary,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from streams.collector import seat_link, service_ping, snowplow, version_check
+from streams.collector import common, seat_link, service_ping, snowplow, version_check
 from streams.collector.common import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -25,6 +25,8 @@ from streams.collector.common import (
     parse_json_object,
 )
 from streams.config import Settings
+from streams.kafka import limit_repeated_logs
+from streams.topics import ensure_topics
 
 __all__ = ["BadRequest", "Collector", "Publisher", "RunningCollector", "build_app", "decode_body",
            "parse_json_object", "serve"]
@@ -57,11 +59,14 @@ class RunningCollector:
     def __init__(self, bootstrap_servers: str, settings: Settings | None = None, host: str = "127.0.0.1",
                  port: int = 0) -> None:
         self.settings = settings or Settings.from_env()
+        self.bootstrap_servers = bootstrap_servers
         self.publisher = KafkaPublisher(bootstrap_servers)
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
+        limit_repeated_logs(common.__name__)  # a broker away must not flood the log (thousands of lines a second)
+        await ensure_topics(self.bootstrap_servers, self.settings)
         await self.publisher.start()
         # auto_decompress=False: we inflate ourselves, with a size cap against gzip bombs.
         app = build_app(Collector(self.publisher, self.settings))

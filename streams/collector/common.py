@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import time
 import uuid as uuid_lib
 import zlib
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from aiokafka import AIOKafkaProducer, errors
 
 from streams.config import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, Settings
 
@@ -29,30 +32,109 @@ class Publisher(Protocol):
     async def publish(self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None: ...
 
 
+# The producer's idempotence state is broken for good after these (aiokafka issue 1017: after a broker restart
+# every later send to the partition fails with OutOfOrderSequenceNumber); only a new producer (new id) helps.
+FATAL_PRODUCER_ERRORS: tuple[type[Exception], ...] = (
+    errors.OutOfOrderSequenceNumber, errors.UnknownProducerId, errors.InvalidProducerEpoch,
+    errors.InvalidProducerIdMapping, errors.ProducerFenced, errors.ProducerClosed, errors.IllegalStateError,
+)
+RESTART_BACKOFF_SECONDS = 1.0  # at most one new producer a second while the broker is away
+PUBLISH_TIMEOUT_SECONDS = 5.0  # a healthy broker acknowledges in milliseconds
+METADATA_RETRY_SECONDS = 0.5
+
+
+def back_off_failed_metadata(client: Any) -> None:
+    """Pause after a failed metadata update of this aiokafka client.
+
+    aiokafka 0.14's sender asks for new metadata again as soon as an update fails, without the backoff its
+    comment promises: with the broker away that is thousands of connection attempts (and two log lines each)
+    a second, a core busy for as long as the broker is away.
+    """
+    update = client._metadata_update
+
+    async def update_with_backoff(cluster: Any, topics: Any) -> bool:
+        updated = await update(cluster, topics)
+        if not updated:
+            await asyncio.sleep(METADATA_RETRY_SECONDS)
+        return updated
+
+    client._metadata_update = update_with_backoff
+
+
+class ProducerUnavailable(Exception):
+    """No producer right now (the broker is away); the request is answered 503."""
+
+
 class KafkaPublisher:
-    """aiokafka producer with acks=all and idempotence: a 200 means the broker has the record."""
+    """aiokafka producer with acks=all and idempotence: a 200 means the broker has the record.
+
+    A producer that failed for good is replaced by a new one: the records it had acknowledged are on the
+    broker, the others were answered 503 (the client sends them again), so nothing acknowledged is lost.
+    """
 
     def __init__(self, bootstrap_servers: str) -> None:
         self._bootstrap = bootstrap_servers
-        self._producer: Any = None
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._next_start = 0.0
+        self._closing: set[asyncio.Task] = set()
+        self.restarts = 0
 
-    async def start(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
-        self._producer = AIOKafkaProducer(
+    async def _new_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True,
             max_request_size=MAX_MESSAGE_BYTES, linger_ms=2, request_timeout_ms=15000,
         )
-        await self._producer.start()
+        back_off_failed_metadata(producer.client)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def start(self) -> None:
+        self._producer = await self._new_producer()
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _current(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                if time.monotonic() < self._next_start:
+                    raise ProducerUnavailable("the Kafka producer is being restarted")
+                self._next_start = time.monotonic() + RESTART_BACKOFF_SECONDS
+                self._producer = await self._new_producer()
+                self.restarts += 1
+                log.warning("started a new Kafka producer")
+            return self._producer
+
+    def _retire(self, producer: AIOKafkaProducer, error: Exception) -> None:
+        if self._producer is not producer:
+            return  # a concurrent request retired it already
+        self._producer = None
+        log.warning("the Kafka producer failed for good (%s); the next request starts a new one", error)
+        task = asyncio.create_task(producer.stop())  # lets its other in-flight sends finish or fail
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def publish(self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
-        await self._producer.send_and_wait(
-            topic, value=value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
-        )
+        producer = await self._current()
+        try:
+            # Bounded: with the broker away aiokafka may hold a record for as long as the broker is gone; the
+            # client gets a 503 instead and sends again (if the held record lands after all, it lands twice).
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                delivery = await producer.send(
+                    topic, value=value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
+                )
+                await asyncio.shield(delivery)
+        except FATAL_PRODUCER_ERRORS as exc:
+            self._retire(producer, exc)
+            raise
 
 
 class BadRequest(Exception):
@@ -123,7 +205,7 @@ class Collector:
         try:
             await self.publisher.publish(topic, key.encode() if key else None, body, headers)
         except Exception as exc:  # broker down or timed out: the client must retry, nothing was accepted
-            log.error("publish to %s failed: %s", topic, exc)
+            log.error("publish to %s failed: %s %s", topic, type(exc).__name__, exc)
             raise BadRequest(503, "temporarily unable to accept data; retry later") from exc
 
     async def health(self, request: web.Request) -> web.Response:
