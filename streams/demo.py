@@ -20,6 +20,15 @@ from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.fleet import GeneratedPing, generate_fleet
+from streams.fleet_event_metrics import (
+    FleetEventMetrics,
+    differing,
+    only_paths,
+    warehouse_active_users,
+    warehouse_mart_described,
+    warehouse_namespace_mart,
+    warehouse_saas_xmau,
+)
 from streams.fleet_reference import FleetReference, fleet_reference
 from streams.fleet_seat_link import (
     generate_seat_links,
@@ -209,6 +218,32 @@ def comparison(fleet: DemoFleet, reports: DemoReports, warehouse: Warehouse) -> 
         ("Snowplow: events landed once (fct_behavior_structured_event)", expected_events["events"],
          events["events"]),
         ("Snowplow: bad rows (raw_snowplow_bad_row)", expected_events["bad_rows"], events["bad_rows"]),
+        *event_metric_rows(FleetEventMetrics.of(fleet.snowplow), warehouse),
+    ]
+
+
+def event_metric_rows(expected: FleetEventMetrics, warehouse: Warehouse) -> list[tuple[str, int, int]]:
+    """SaaS event metrics: sums over namespaces (or metrics) x month ends, then the cells that differ anywhere."""
+    mart, got_mart = expected.namespace_mart(), warehouse_namespace_mart(warehouse)
+    mart_rows, described = warehouse_mart_described(warehouse)
+    pairs = {
+        "SaaS: 7-day active users per namespace at month ends": (
+            expected.active_users(7), warehouse_active_users(warehouse, expected.ends, 7)),
+        "SaaS: 28-day active users per namespace at month ends": (
+            expected.active_users(28), warehouse_active_users(warehouse, expected.ends, 28)),
+        "SaaS: 7-day power users (AND metrics) per namespace": (
+            only_paths(mart, expected.power_user_paths("7d")), only_paths(got_mart, expected.power_user_paths("7d"))),
+        "SaaS: 28-day power users (AND metrics) per namespace": (
+            only_paths(mart, expected.power_user_paths("28d")),
+            only_paths(got_mart, expected.power_user_paths("28d"))),
+        "SaaS: xMAU users (rpt_xmau_monthly, delivery SaaS)": (expected.saas_xmau(), warehouse_saas_xmau(warehouse)),
+    }
+    rows = [(name, sum(want.values()), sum(got.values())) for name, (want, got) in pairs.items()]
+    return rows + [
+        ("SaaS: metric values (mart_saas_usage_namespace_monthly rows)", len(mart), mart_rows),
+        ("SaaS:   of which with time frame, value type and stage", len(mart), described),
+        ("SaaS: values that differ from the generator's, all rows above", 0,
+         sum(differing(want, got) for want, got in pairs.values()) + differing(mart, got_mart)),
     ]
 
 
@@ -240,6 +275,11 @@ def run_demo(settings: Settings, instances: int = 40, weeks: int = 12, seed: int
     return 0 if ok else 1
 
 
+# Every mart or report the demo prints (tests/test_demo.py checks that none is empty after a run).
+PRINTED_MARTS = ("rpt_xmau_monthly", "rpt_version_lag_monthly", "rpt_license_match_rate",
+                 "mart_product_usage_paid_user_metrics_monthly", "mart_saas_usage_namespace_monthly")
+
+
 def demo_sections(warehouse: Warehouse) -> list[str]:
     """The reports a person wants to see after the run."""
     from streams.marts import demo_tables
@@ -250,9 +290,17 @@ def demo_sections(warehouse: Warehouse) -> list[str]:
         "license_user_count, billable_user_count, active_user_count, max_historical_user_count, "
         "round(license_utilization, 2) AS utilization FROM mart_product_usage_paid_user_metrics_monthly "
         "ORDER BY snapshot_month DESC, dim_subscription_id LIMIT 12")
+    saas = warehouse.query(
+        "SELECT formatDateTime(month, '%Y-%m') AS report_month, namespace_id, metrics_path, time_frame, value_type, "
+        "product_stage, metric_value FROM mart_saas_usage_namespace_monthly "
+        "WHERE month = (SELECT max(month) FROM mart_saas_usage_namespace_monthly) AND value_type = 'user' "
+        "ORDER BY namespace_id, metrics_path LIMIT 12")
     return [
         demo_tables(warehouse),
         format_table(rate.columns, rate.rows, title="License -> subscription -> account match rate"),
         format_table(mart.columns, mart.rows,
                      title="Customer-success mart (mart_product_usage_paid_user_metrics_monthly), newest 12 rows"),
+        format_table(saas.columns, saas.rows,
+                     title="SaaS usage per namespace (mart_saas_usage_namespace_monthly), user metrics of the "
+                           "newest month, first 12 rows"),
     ]
