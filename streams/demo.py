@@ -255,13 +255,22 @@ def run_demo(settings: Settings, instances: int = 40, weeks: int = 12, seed: int
     print(f"sample fleet: {instances} instances x {weeks} weeks, seed {seed}: {len(fleet.pings):,} pings "
           f"({invalid} deliberately invalid), {len(fleet.seat_links):,} Seat Links, "
           f"{len(fleet.version_checks):,} version checks, {len(fleet.snowplow.events):,} Snowplow events")
+    rows = run_and_compare(settings, fleet)
+    ok = all(expected == actual for _, expected, actual in rows)
+    print(f"\n{'all numbers agree' if ok else 'MISMATCH'} ({time.monotonic() - started:.1f} s); "
+          f"warehouse in {settings.chdb_path if not settings.clickhouse_url else settings.clickhouse_url}")
+    return 0 if ok else 1
+
+
+def run_and_compare(settings: Settings, fleet: DemoFleet) -> list[tuple[str, int, int]]:
+    """Send `fleet` through the running system, stop it, print the agreement table and the marts; return the
+    table's rows."""
     with kafka_cluster(settings) as bootstrap:
         print(f"kafka at {bootstrap}")
         reports = asyncio.run(_run_pipeline(settings, bootstrap, fleet))
     warehouse = open_warehouse(settings)
     try:
         rows = comparison(fleet, reports, warehouse)
-        ok = all(expected == actual for _, expected, actual in rows)
         table = [(name, expected, actual, "yes" if expected == actual else "NO") for name, expected, actual in rows]
         print()
         print(format_table(["", "generator", "pipeline", "agree"], table, title="Every source, end to end"))
@@ -270,9 +279,7 @@ def run_demo(settings: Settings, instances: int = 40, weeks: int = 12, seed: int
             print(section)
     finally:
         warehouse.close()
-    print(f"\n{'all numbers agree' if ok else 'MISMATCH'} ({time.monotonic() - started:.1f} s); "
-          f"warehouse in {settings.chdb_path if not settings.clickhouse_url else settings.clickhouse_url}")
-    return 0 if ok else 1
+    return rows
 
 
 # Every mart or report the demo prints (tests/test_demo.py checks that none is empty after a run).
