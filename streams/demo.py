@@ -10,8 +10,9 @@ import asyncio
 import gzip
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
@@ -161,6 +162,8 @@ async def feed(url: str, fleet: DemoFleet) -> DemoReports:
     seat_links = await send_seat_links(url, fleet.seat_links)
     print(f"  Version Check: {len(fleet.version_checks):,} checks", flush=True)
     version_checks = await send_version_checks(url, fleet.version_checks)
+    answered = Counter(s for s in version_checks.severities if s)
+    print(f"    answered as of the day each was made: {', '.join(f'{n} {s}' for s, n in sorted(answered.items()))}")
     print(f"  Snowplow: {len(fleet.snowplow.events):,} events in tracker batches", flush=True)
     snowplow = await send_snowplow(url, fleet.snowplow.events, fleet.snowplow.bad_requests)
     return DemoReports(pings, seat_links, version_checks, snowplow)
@@ -169,7 +172,8 @@ async def feed(url: str, fleet: DemoFleet) -> DemoReports:
 async def _run_pipeline(settings: Settings, bootstrap: str, fleet: DemoFleet) -> DemoReports:
     await ensure_topics(bootstrap, settings)
     worker = WorkerProcess(settings, bootstrap)
-    collector = RunningCollector(bootstrap, settings)
+    # The fleet's checks were made on their pings' days: the collector answers them as of those days.
+    collector = RunningCollector(bootstrap, replace(settings, version_check_replay=True))
     worker.start()
     try:
         url = await collector.start()
