@@ -2,7 +2,9 @@
 
 No topic of its own:
 - at start, every worker writes the definitions (schemas/event_metrics/**) to ``dim_event_metric``: the marts read
-  time frame, value type, stage and xMAU flags from it (a ReplacingMergeTree, so each start's load replaces the last);
+  time frame, value type, stage and xMAU flags from it (a ReplacingMergeTree, so each start's load replaces the last).
+  A definition that is new, or whose time frame, value type, operator or events changed since the stored one, is
+  first recomputed over every stored day (``rebuild_event_metrics``): the refresh below only covers new days;
 - a timer (on the leader worker) calls ``refresh_pending``, which finds the event days stored since its last run
   (agg_behavior_stored_day, filled by a materialized view whoever wrote the events: the Snowplow sink, a replay, a
   backfill) and recomputes the 7/28-day windows and totals those days affect. A timer rather than a call inside the
@@ -17,16 +19,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from streams.agents.common import AgentContext
-from streams.event_metrics import refresh_pending, sync_event_metric_definitions
+from streams.enrich.event_metrics import EventMetric
+from streams.event_metrics import default_metrics, rebuild_event_metrics, refresh_pending, sync_event_metric_definitions
 from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 CONSUMED_TOPICS: list[str] = []
 REFRESH_INTERVAL_SECONDS = 30.0
+
+
+def _computed_by(metric: EventMetric) -> tuple:
+    """What a metric's values depend on (a change of description or stage needs no recompute)."""
+    return (metric.time_frame, metric.value_type, metric.operator, [e.label() for e in metric.events])
+
+
+def start_event_metrics(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None) -> tuple[int, int]:
+    """A worker's start: recompute the new or changed definitions over the stored history, then write every
+    definition to dim_event_metric. Returns (definitions written, definitions recomputed)."""
+    metrics = list(default_metrics() if metrics is None else metrics)
+    stored = {row[0]: tuple(row[1:]) for row in warehouse.query(
+        "SELECT key_path, time_frame, value_type, operator, events FROM dim_event_metric FINAL").rows}
+    changed = [m for m in metrics if stored.get(m.key_path) != _computed_by(m)]
+    if changed:
+        rebuild_event_metrics(warehouse, changed)
+    return sync_event_metric_definitions(warehouse, metrics), len(changed)
 
 
 async def refresh(warehouse: Warehouse) -> int:
@@ -47,11 +68,11 @@ def register(ctx: AgentContext) -> None:
     @ctx.app.task
     async def write_event_metric_definitions() -> None:
         try:
-            written = await asyncio.to_thread(sync_event_metric_definitions, warehouse)
+            written, recomputed = await asyncio.to_thread(start_event_metrics, warehouse)
         except Exception:  # a broken warehouse at start: the marts keep the previous definitions
             log.exception("event metric definitions not written to dim_event_metric")
             return
-        log.info("dim_event_metric: %d event metric definitions written", written)
+        log.info("dim_event_metric: %d definitions written, %d new or changed ones recomputed", written, recomputed)
 
     @ctx.app.timer(interval=REFRESH_INTERVAL_SECONDS, on_leader=True)
     async def refresh_event_metrics() -> None:
