@@ -24,7 +24,13 @@ from typing import Any
 
 from streams.agents.common import AgentContext
 from streams.enrich.event_metrics import EventMetric
-from streams.event_metrics import default_metrics, rebuild_event_metrics, refresh_pending, sync_event_metric_definitions
+from streams.event_metrics import (
+    data_horizon,
+    default_metrics,
+    rebuild_event_metrics,
+    refresh_pending,
+    sync_event_metric_definitions,
+)
 from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -45,7 +51,7 @@ def start_event_metrics(warehouse: Warehouse, metrics: Sequence[EventMetric] | N
     stored = {row[0]: tuple(row[1:]) for row in warehouse.query(
         "SELECT key_path, time_frame, value_type, operator, events FROM dim_event_metric FINAL").rows}
     changed = [m for m in metrics if stored.get(m.key_path) != _computed_by(m)]
-    if changed:
+    if changed and data_horizon(warehouse) is not None:  # nothing stored yet: nothing to recompute
         rebuild_event_metrics(warehouse, changed)
     return sync_event_metric_definitions(warehouse, metrics), len(changed)
 
