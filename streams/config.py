@@ -83,6 +83,9 @@ class Settings:
     app_id: str = "denomas-usage"  # DENOMAS_APP_ID: the Faust app id = the Kafka consumer group
     releases_csv: Path | None = None  # DENOMAS_RELEASES_CSV: the release list the Version Check endpoint answers from
     alert_rules: Path | None = None  # DENOMAS_ALERT_RULES: alert rule file (default schemas/alert_rules.yml)
+    # DENOMAS_VERSION_CHECK_REPLAY=1: Version Check answers as of the earlier day a replaying sender gives in the
+    # X-Denomas-As-Of header (the demo's fleet, a backfill); off: always as of today, the header is ignored.
+    version_check_replay: bool = False
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
@@ -107,6 +110,7 @@ class Settings:
             "normalize_processes": int(env.get("DENOMAS_NORMALIZE_PROCESSES", "0")),
             "releases_csv": _env_path("DENOMAS_RELEASES_CSV", Path()) if env.get("DENOMAS_RELEASES_CSV") else None,
             "alert_rules": _env_path("DENOMAS_ALERT_RULES", Path()) if env.get("DENOMAS_ALERT_RULES") else None,
+            "version_check_replay": env.get("DENOMAS_VERSION_CHECK_REPLAY", "") in ("1", "true", "yes"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from streams.enrich.version_check import AS_OF_HEADER
 from streams.fleet import FleetLicense, GeneratedPing, fleet_licenses, generate_fleet
 from streams.warehouse import Warehouse
 
@@ -62,6 +63,7 @@ class GeneratedVersionCheck:
     referer: str
     gitlab_info: str | None  # the query parameter as sent
     request_format: str  # json, svg, png
+    checked_on: date | None = None  # the day the instance asked (its ping's day); sent as AS_OF_HEADER
     status: int = 200
     defect: str | None = None
     expected: dict[str, Any] | None = None  # the fct_version_check row, without what depends on the day asked
@@ -253,7 +255,7 @@ def generate_version_checks(pings: Sequence[GeneratedPing], seed: int = 42) -> l
         info = {"version": version} | ({"edition": edition} if with_edition and edition else {})
         path = "/" if request_format == "json" else "/admin"
         check = GeneratedVersionCheck(ping.hostname, f"https://{ping.hostname}{path}", encode_gitlab_info(info),
-                                      request_format)
+                                      request_format, date.fromisoformat(ping.recorded_at[:10]))
         if ping.defect == "bad_version":
             check.status, check.defect = 400, "bad_version"
         else:
@@ -357,15 +359,18 @@ async def send_seat_links(url: str, payloads: Sequence[GeneratedSeatLink | bytes
 
 async def send_version_checks(url: str, checks: Sequence[GeneratedVersionCheck],
                               concurrency: int = 8) -> VersionCheckReport:
-    """GET check.json (or the badge) with the instance's Referer; records the severity answered."""
+    """GET check.json (or the badge) with the instance's Referer and the day it asked (AS_OF_HEADER, honoured by a
+    collector that allows replays); records the severity answered."""
     report = VersionCheckReport(statuses=[0] * len(checks), severities=[None] * len(checks),
                                 answers=[None] * len(checks))
 
     async def send(session: aiohttp.ClientSession, index: int) -> None:
         check = checks[index]
         params = {"gitlab_info": check.gitlab_info} if check.gitlab_info is not None else {}
-        async with session.get(f"{url}/check.{check.request_format}", params=params,
-                               headers={"Referer": check.referer}) as response:
+        headers = {"Referer": check.referer}
+        if check.checked_on:
+            headers[AS_OF_HEADER] = check.checked_on.isoformat()
+        async with session.get(f"{url}/check.{check.request_format}", params=params, headers=headers) as response:
             body = await response.read()
             severity = response.headers.get("X-Denomas-Severity")
         report.sent += 1

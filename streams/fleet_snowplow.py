@@ -48,11 +48,16 @@ SAAS_VERSION = "18.2.0"
 
 # Service Ping redis_hll event names (their _weekly/_monthly metrics count distinct users of these events).
 INTERNAL_EVENTS = (
-    "i_code_review_user_create_mr", "i_code_review_user_approve_mr", "i_search_total", "i_search_paid",
-    "i_package_maven_user", "i_package_npm_user", "g_edit_by_web_ide", "g_analytics_contribution",
+    "i_code_review_user_create_mr", "i_code_review_user_approve_mr", "i_code_review_user_merge_mr", "i_search_total",
+    "i_search_paid", "i_package_maven_user", "i_package_npm_user", "g_edit_by_web_ide", "g_analytics_contribution",
     "g_analytics_valuestream", "g_compliance_dashboard", "g_compliance_audit_events",
-    "incident_management_alert_status_changed",
+    "incident_management_alert_status_changed", "user_login", "g_project_management_issue_created",
+    "g_project_management_issue_closed", "git_write_action",
 )
+# A code review session: one user creates, approves and merges merge requests in one week (the events of the
+# code_review_power_users metrics, operator AND). SaaS users hold one in some weeks.
+REVIEW_SESSION = ("i_code_review_user_create_mr", "i_code_review_user_approve_mr", "i_code_review_user_merge_mr")
+REVIEW_SESSION_RATE = 0.2
 UI_EVENTS = (  # (category, action, label, property)
     ("projects:merge_requests:show", "click_button", "approve", "mr_widget"),
     ("projects:merge_requests:show", "click_button", "merge", "mr_widget"),
@@ -264,10 +269,10 @@ class _Scope:
 
 
 def _event(rng: random.Random, device: _Device, scope: _Scope, user_id: int, created_at: datetime,
-           project_id: int, url_base: str) -> GeneratedEvent:
-    """One good event and its expected row."""
-    kind = rng.choices(("internal", "ui", "page_view", "link_click"),
-                       weights=(5, 2, 2, 1) if device.platform == "web" else (1, 0, 0, 0))[0]
+           project_id: int, url_base: str, internal: str | None = None) -> GeneratedEvent:
+    """One good event and its expected row; `internal`: an internal event of that name, else a random kind."""
+    kind = "internal" if internal else rng.choices(("internal", "ui", "page_view", "link_click"),
+                                                 weights=(5, 2, 2, 1) if device.platform == "web" else (1, 0, 0, 0))[0]
     eid = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
     extra = {"label_count": rng.randint(1, 5)} if rng.random() < 0.3 else None
     context: dict[str, Any] = {
@@ -286,7 +291,7 @@ def _event(rng: random.Random, device: _Device, scope: _Scope, user_id: int, cre
     value: float | None = None
     data: dict | None = None
     if kind == "internal":
-        category, action = "InternalEventTracking", rng.choice(INTERNAL_EVENTS)
+        category, action = "InternalEventTracking", internal or rng.choice(INTERNAL_EVENTS)
         label = rng.choice(("", "redis_hll", "merge_request"))
         value = float(rng.randint(1, 20)) if rng.random() < 0.4 else None
     elif kind == "ui":
@@ -331,6 +336,11 @@ def _moment(rng: random.Random, start: date, week: int) -> datetime:
                     rng.randint(0, 999) * 1000, tzinfo=UTC)
 
 
+def _saas_scope(ns: SaasNamespace, source: str) -> _Scope:
+    return _Scope("denomas", "production", source, "saas", ".com", ns.plan, ns.namespace_id,
+                  ns.ultimate_parent_namespace_id, host_name=SAAS_HOST, instance_version=SAAS_VERSION)
+
+
 def _saas_events(rng: random.Random, namespaces: list[SaasNamespace], weeks: int, start: date) -> list[GeneratedEvent]:
     events = []
     devices: dict[int, _Device] = {}
@@ -341,13 +351,23 @@ def _saas_events(rng: random.Random, namespaces: list[SaasNamespace], weeks: int
                 device = devices.setdefault(user, _device(rng, f"browser-{user}", "web"))
                 for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
                     sender = device if rng.random() < 0.7 else backend
-                    scope = _Scope("denomas", "production", "denomas-javascript" if sender is device else
-                                   "denomas-rails", "saas", ".com", ns.plan, ns.namespace_id,
-                                   ns.ultimate_parent_namespace_id, host_name=SAAS_HOST, instance_version=SAAS_VERSION)
+                    scope = _saas_scope(ns, "denomas-javascript" if sender is device else "denomas-rails")
                     project = rng.choice(ns.project_ids + (0,))
                     url_base = f"https://{SAAS_HOST}/{ns.path}" + (f"/project-{project}" if project else "")
                     events.append(_event(rng, sender, scope, user, _moment(rng, start, week), project, url_base))
+                if rng.random() < REVIEW_SESSION_RATE:
+                    events += _review_session(rng, backend, ns, user, start, week)
     return events
+
+
+def _review_session(rng: random.Random, backend: _Device, ns: SaasNamespace, user: int, start: date,
+                    week: int) -> list[GeneratedEvent]:
+    """The backend's events of one REVIEW_SESSION of `user` in `ns` during `week`."""
+    scope = _saas_scope(ns, "denomas-rails")
+    project = rng.choice(ns.project_ids)
+    url_base = f"https://{SAAS_HOST}/{ns.path}/project-{project}"
+    return [_event(rng, backend, scope, user, _moment(rng, start, week), project, url_base, action)
+            for action in REVIEW_SESSION]
 
 
 def _instance_events(rng: random.Random, instances: int, weeks: int, seed: int,

@@ -29,7 +29,10 @@ def run_worker(settings: Settings, bootstrap_servers: str, loglevel: str = "WARN
     try:
         migrate(warehouse)
         app = build_app(settings, bootstrap_servers, warehouse, MetricDictionary.from_dir())
-        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+        if not sys.stdout.isatty():  # the start-up spinner draws with cursor escape codes: plain lines in a file
+            worker.spinner = None
+        worker.execute_from_commandline()
     finally:
         warehouse.close()
 

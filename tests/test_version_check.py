@@ -11,6 +11,7 @@ import base64
 import csv
 import struct
 import zlib
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
@@ -25,8 +26,10 @@ from streams.config import Settings
 from streams.demo import wait_until_landed
 from streams.enrich.service_ping import parse_version
 from streams.enrich.version_check import (
+    AS_OF_HEADER,
     InvalidCheck,
     Release,
+    answer_day,
     assess,
     checked_version,
     decode_gitlab_info,
@@ -131,7 +134,7 @@ SEVERITY_CASES = [
     ("17.11.3", DAY_65, "warning", "18.1.1", "17.11.3", []),  # has the backport
     ("17.11.2", DAY_65, "danger", "18.1.1", "17.11.3", ["17.11.3"]),
     ("17.10.5", DAY_65, "danger", "18.1.1", "17.10.5", ["17.11.3"]),  # 17.10 got no backport: nearest fix
-    ("18.2.0-pre", DAY_65, "success", "18.1.1", "18.2.0", []),  # ahead of every release
+    ("18.2.0-pre", DAY_65, "warning", "18.1.1", "18.1.1", []),  # a pre-release is not a release: not up to date
     ("18.1.3", DAY_80, "success", "18.1.3", "18.1.3", []),
     ("18.1.2", DAY_80, "warning", "18.1.3", "18.1.3", []),
     ("18.1.1", DAY_80, "danger", "18.1.3", "18.1.3", ["18.1.2"]),
@@ -141,8 +144,20 @@ SEVERITY_CASES = [
     ("17.11.2", DAY_80, "danger", "18.1.3", "17.11.4", ["17.11.3", "17.11.4"]),
     ("17.10.5", DAY_80, "danger", "18.1.3", "17.10.5", ["17.11.3", "17.11.4"]),
     ("18.1.2-pre", DAY_80, "danger", "18.1.3", "18.1.3", ["18.1.2"]),  # a pre-release comes before its release
-    ("18.1.5", DAY_80, "success", "18.1.3", "18.1.5", []),  # newer than anything listed
+    ("18.1.3-rc1", DAY_80, "warning", "18.1.3", "18.1.3", []),  # the release it precedes is out
+    # never released: unknown, so never up to date; the minor's answer is a real release, not an echo
+    ("18.1.5", DAY_80, "warning", "18.1.3", "18.1.3", []),  # above the last patch of the newest minor
+    ("18.0.5", DAY_80, "warning", "18.1.3", "18.0.3", []),  # above the last patch of an older minor
+    ("19.0.0", DAY_80, "warning", "18.1.3", "18.1.3", []),  # a major nobody released
+    ("17.9.9", DAY_80, "danger", "18.1.3", "18.1.3", ["17.11.3", "17.11.4"]),  # unknown and below the fixes
+    # 18.2.0 is dated day 1000: not out on day 80 (an instance running it is not up to date), out on day 1000
+    ("18.2.0", DAY_80, "warning", "18.1.3", "18.1.3", []),
+    ("18.2.0", D + timedelta(days=1000), "success", "18.2.0", "18.2.0", []),
 ]
+
+# The latest patch of each minor on day 80, worked out by hand: only the newest minor's is up to date; 18.0 and 17.11
+# got the day-70 fixes; 17.10 got none of the fixes after day 20.
+LATEST_PATCH_ON_DAY_80 = {"18.1.3": "success", "18.0.3": "warning", "17.11.4": "warning", "17.10.5": "danger"}
 
 
 @pytest.mark.parametrize(("version", "as_of", "severity", "latest", "of_minor", "missed"), SEVERITY_CASES)
@@ -155,6 +170,41 @@ def test_severity(version, as_of, severity, latest, of_minor, missed):
     assert (body["details"] == "") is (severity != "danger")
     assert set(body) == {"latest_stable_versions", "latest_stable_version_of_minor", "latest_version", "severity",
                          "critical_vulnerability", "details"}
+
+
+def test_latest_patch_of_each_minor():
+    newest = {(x.major, x.minor): x.version for x in sorted(RELEASES, key=lambda x: x.key) if x.release_date <= DAY_80}
+    assert set(newest.values()) == set(LATEST_PATCH_ON_DAY_80)  # every minor out on day 80 is covered
+    for version, severity in LATEST_PATCH_ON_DAY_80.items():
+        answer = assess(parse_version(version), RELEASES, DAY_80)
+        assert (answer.severity, answer.latest_stable_version_of_minor) == (severity, version)
+        assert assess(parse_version(version + "-ee"), RELEASES, DAY_80).severity == severity
+
+
+def test_a_check_is_answered_as_of_today_unless_a_replay_is_allowed():
+    today = date(2026, 12, 5)
+    assert answer_day(None, today, replay_allowed=True) == today
+    assert answer_day("2026-06-10", today, replay_allowed=False) == today  # the header alone changes nothing
+    assert answer_day("2026-06-10", today, replay_allowed=True) == date(2026, 6, 10)
+    for header, reason in (("yesterday", "YYYY-MM-DD"), ("2026-12-06", "after today")):
+        with pytest.raises(InvalidCheck, match=reason):
+            answer_day(header, today, replay_allowed=True)
+
+
+def test_fleet_checks_answered_on_their_own_day_are_not_all_danger():
+    releases = read_releases_csv(SEED_CSV)
+    checks = [c for c in generate_version_checks(generate_fleet(20, 12, seed=42), 42) if c.expected]
+    on_their_day: dict[str, int] = {}
+    for check in checks:
+        answer = assess(checked_version(decode_gitlab_info(check.gitlab_info))[1], releases, check.checked_on)
+        on_their_day[answer.severity] = on_their_day.get(answer.severity, 0) + 1
+        latest = next(x for x in releases if x.version == answer.latest_version)
+        assert latest.release_date <= check.checked_on  # nothing released after the check counts
+    assert set(on_their_day) == {"success", "warning", "danger"}
+    # the same checks answered in 2027 (every listed release out) miss fixes: the answer depends on the day
+    late = [assess(checked_version(decode_gitlab_info(c.gitlab_info))[1], releases, date(2027, 12, 31)).severity
+            for c in checks]
+    assert set(late) == {"danger"}
 
 
 def test_latest_stable_versions_are_the_newest_minors_latest_patches():
@@ -300,7 +350,7 @@ CHECKS = [
      ("18.0.3", "EEP", "c.example", "warning")),
     ({"version": "17.10.5"}, "https://d.example/admin", "png", 200, ("17.10.5", "CE", "d.example", "danger")),
     ({"version": "18.1.2"}, None, "json", 200, ("18.1.2", "CE", "", "warning")),
-    ({"version": "18.2.0-pre"}, "http://gdk.test:3000/", "json", 200, ("18.2.0-pre", "CE", "gdk.test", "success")),
+    ({"version": "18.2.0-pre"}, "http://gdk.test:3000/", "json", 200, ("18.2.0-pre", "CE", "gdk.test", "warning")),
     ({"version": "18.1"}, "https://e.example/", "json", 400, None),
     ({"revision": "abc"}, "https://e.example/", "svg", 400, None),
     ("%%%", "https://e.example/", "png", 400, None),
@@ -424,6 +474,35 @@ def test_every_check_lands_with_what_it_was_answered(pipeline_run, settings):
 
 
 @pytest.mark.integration
+def test_a_collector_that_allows_replays_answers_as_of_the_day_given(kafka_bootstrap, settings):
+    """18.0.2 on day 65 of LIVE was a release behind (warning); today it misses the day-70 fix 18.0.3 (danger)."""
+    import aiohttp
+
+    day_65 = (TODAY - timedelta(days=135)).isoformat()
+    param = encode_gitlab_info({"version": "18.0.2"})
+
+    async def ask(replay: bool, day: str) -> tuple[int, dict]:
+        collector = RunningCollector(kafka_bootstrap, replace(settings, version_check_replay=replay))
+        url = await collector.start()
+        try:
+            async with aiohttp.ClientSession() as http, http.get(
+                    f"{url}/check.json", params={"gitlab_info": param}, headers={AS_OF_HEADER: day}) as response:
+                return response.status, orjson.loads(await response.read())
+        finally:
+            await collector.stop()
+
+    async def run() -> list[tuple[int, dict]]:
+        await ensure_topics(kafka_bootstrap, settings)
+        return [await ask(replay, day) for replay, day in ((True, day_65), (False, day_65),
+                                                           (True, (TODAY + timedelta(days=1)).isoformat()))]
+
+    (replayed, answer), (ignored, today_answer), (ahead, error) = asyncio.run(run())
+    assert (replayed, answer["severity"], answer["latest_version"]) == (200, "warning", "18.1.1")
+    assert (ignored, today_answer["severity"]) == (200, "danger")
+    assert ahead == 400 and "after today" in error["error"]
+
+
+@pytest.mark.integration
 def test_worker_seeds_the_release_table_and_the_cli_loads_more(pipeline_run, settings, tmp_path, monkeypatch):
     with SEED_CSV.open() as f:
         seed = {(row["version"], row["release_date"], row["is_security"] == "true") for row in csv.DictReader(f)}
@@ -454,6 +533,7 @@ def test_fleet_checks_describe_what_they_send():
     pings = generate_fleet(12, 3, seed=9)
     checks = generate_version_checks(pings, seed=9)
     assert len(checks) == len(pings)
+    assert [c.checked_on.isoformat() for c in checks] == [p.recorded_at[:10] for p in pings]  # the ping's day
     assert {c.request_format for c in checks} <= {"json", "svg", "png"}
     for check in checks:
         if check.expected is None:

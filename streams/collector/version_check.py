@@ -16,7 +16,9 @@ from streams.collector import badge
 from streams.collector.common import BadRequest, Collector
 from streams.config import TOPIC_RAW_VERSION_CHECK
 from streams.enrich.version_check import (
+    AS_OF_HEADER,
     InvalidCheck,
+    answer_day,
     assess,
     checked_version,
     decode_gitlab_info,
@@ -36,10 +38,12 @@ def routes(collector: Collector) -> list[web.RouteDef]:
         param = request.query.get("gitlab_info")
         try:
             _, version = checked_version(decode_gitlab_info(param))
+            as_of = answer_day(request.headers.get(AS_OF_HEADER), datetime.now(UTC).date(),
+                               collector.settings.version_check_replay)
         except InvalidCheck as exc:
             raise BadRequest(400, str(exc)) from exc
         try:
-            answer = assess(version, book.releases(), datetime.now(UTC).date())
+            answer = assess(version, book.releases(), as_of)
         except LookupError as exc:
             raise BadRequest(503, f"no release list to compare with ({exc}); load releases") from exc
         referer = request.headers.get("Referer")

@@ -1,12 +1,18 @@
 """Pure Version Check logic: decoding `gitlab_info`, and the answer an instance gets for its version.
 
-Severity (what the instance's badge shows):
+Severity (what the instance's badge shows: "Up to date", "Update available", "Update ASAP"):
   danger   it misses a security fix: a security release exists for its own minor with a higher patch, or
            a security round (the security releases of one day) fixed versions above it without a backport
            to its minor (its minor is no longer maintained)
-  warning  a newer release exists
-  success  it runs the latest release (or something newer, e.g. a pre-release of the next one)
-Only releases published on or before the day of the check count.
+  warning  anything else that is not the latest release: an older release (also the latest patch of an older
+           minor), and every version the release list does not hold: never released (18.4.8 when 18.4 stops at
+           18.4.7, 19.0.0), a pre-release (18.5.0-rc1, 18.6.0-pre: not a release, whatever it precedes), or a
+           release not out yet on the day of the check. An unknown version is never "up to date".
+  success  it runs the latest release (any edition suffix: 18.4.7-ee is 18.4.7)
+Only releases published on or before the day of the check count. That day is today; a replaying sender (the demo
+sends checks its fleet made weeks ago) may give an earlier day in the AS_OF_HEADER when the collector allows it.
+latest_stable_version_of_minor is the newest release of the version's own minor, or the latest release when its
+minor has none out (never an echo of a version that was not released).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import orjson
 from streams.enrich.service_ping import Version, parse_version
 
 MAX_GITLAB_INFO = 4096
+AS_OF_HEADER = "X-Denomas-As-Of"  # YYYY-MM-DD: the day a replayed check was made (honoured only when allowed)
 STABLE_VERSIONS = 3  # latest_stable_versions: the latest patch of this many newest minors
 SEVERITIES = ("success", "warning", "danger")
 
@@ -183,9 +190,22 @@ def assess(version: Version, releases: Sequence[Release], as_of: date) -> Answer
     key = version_key(version)
     newest_of_minor = {(r.major, r.minor): r for r in known}  # oldest first, so the last patch wins
     stable = [newest_of_minor[m].version for m in sorted(newest_of_minor, reverse=True)[:STABLE_VERSIONS]]
-    own = newest_of_minor.get((version.major, version.minor))
-    of_minor = own.version if own and own.key >= key else f"{version.major}.{version.minor}.{version.patch}"
-    missed = missed_security_releases(key, known)
     latest = known[-1]
-    severity = "danger" if missed else "warning" if key < latest.key else "success"
-    return Answer(severity, latest.version, stable, of_minor, [r.version for r in missed])
+    own = newest_of_minor.get((version.major, version.minor), latest)
+    missed = missed_security_releases(key, known)
+    severity = "danger" if missed else "success" if key == latest.key else "warning"
+    return Answer(severity, latest.version, stable, own.version, [r.version for r in missed])
+
+
+def answer_day(header: str | None, today: date, replay_allowed: bool) -> date:
+    """The day a check is answered as of: today, or the earlier day a replaying sender gives in AS_OF_HEADER when
+    the collector allows replays. Raises InvalidCheck for a header that is not a day up to today."""
+    if not replay_allowed or not header:
+        return today
+    try:
+        day = date.fromisoformat(header.strip())
+    except ValueError as exc:
+        raise InvalidCheck(f"{AS_OF_HEADER} must be a day YYYY-MM-DD, got {header[:40]!r}") from exc
+    if day > today:
+        raise InvalidCheck(f"{AS_OF_HEADER} {day} is after today ({today}): a check cannot be answered ahead")
+    return day
