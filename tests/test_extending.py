@@ -17,7 +17,7 @@ import yaml
 
 from streams import cli
 from streams.agents.event_metrics import start_event_metrics
-from streams.agents.snowplow import write_behavior_events
+from streams.agents.snowplow import store_behavior_events
 from streams.alerts.rules import RuleError, load_rules, metric_time_frames
 from streams.config import PROJECT_ROOT, SCHEMAS_DIR
 from streams.enrich.event_metrics import load_event_metrics
@@ -69,7 +69,7 @@ def _warehouse(tmp_path: Path) -> ChdbWarehouse:
 
 
 def _store(warehouse: Warehouse, events: list[dict], registry: Registry) -> None:
-    write_behavior_events(warehouse, [{"row": _normalize(e, registry)} for e in events])
+    store_behavior_events(warehouse, [{"row": _normalize(e, registry)} for e in events])
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -149,6 +149,15 @@ def reference_row(kind: RefKind, key: str, value: bytes | None, record_time: dat
     return row
 
 
+async def changelogs_known_to_producer(app: faust.App, tables: ReferenceTables) -> None:
+    """Wait until the producer has metadata for the tables' changelog topics. A table write partitions its changelog
+    record at once (use_partitioner): a reference record that arrived right after start, before the producer knew a
+    freshly created changelog topic, crashed the agent (aiokafka's partitioner found no partitions)."""
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # the aiokafka producer
+    for table in tables.tables.values():
+        await producer.partitions_for(table.changelog_topic.get_topic_name())
+
+
 def register(ctx: AgentContext) -> None:
     tables = reference_tables(ctx.app)
     topics = ctx.app.topic(*(ctx.settings.topic(name) for name in REFERENCE_TOPICS), value_type=bytes)
@@ -162,6 +171,7 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.agent(topics, name="reference_sink")
     async def reference_sink(stream: Any) -> None:
+        await changelogs_known_to_producer(ctx.app, tables)
         async for events in stream.take_events(500, within=0.5):
             rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
             sources: dict[int, faust.EventT] = {}
