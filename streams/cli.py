@@ -73,14 +73,24 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
+    """The process that owns the embedded engine's data directory and serves ClickHouse's HTTP interface."""
+    from streams.warehouse_service.__main__ import main as warehouse_main
+
+    argv = ["--host", args.host, "--port", str(args.port or settings.warehouse_port), "--readers", str(args.readers),
+            "--data-dir", str(settings.data_dir), "--loglevel", args.loglevel]
+    return warehouse_main(argv + (["--users", str(args.users)] if args.users else []))
+
+
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
-    """Run an analyst's SQL (read-only) and print a table. The worker must not hold the chdb directory."""
+    """Run an analyst's SQL and print a table: read-only unless --write, enforced by the warehouse (the readonly
+    setting travels as a setting of the request, whatever the SQL text holds)."""
     from streams.tables import format_table
     from streams.warehouse import open_warehouse
 
     warehouse = open_warehouse(settings)
     try:
-        result = warehouse.query(args.sql + " SETTINGS readonly = 1" if args.readonly else args.sql)
+        result = warehouse.query(args.sql, settings={"readonly": 1} if args.readonly else None)
     finally:
         warehouse.close()
     print(format_table(result.columns, result.rows))
@@ -120,7 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the previous demo's broker and warehouse data")
     demo.set_defaults(func=cmd_demo)
 
-    worker = sub.add_parser("worker", help="run the Faust agents (owns the warehouse)")
+    warehouse = sub.add_parser("warehouse", help="serve the embedded warehouse over ClickHouse's HTTP interface")
+    warehouse.add_argument("--host", default="127.0.0.1")
+    warehouse.add_argument("--port", type=int, help="default DENOMAS_WAREHOUSE_PORT or 8123")
+    warehouse.add_argument("--users", help="users file (YAML or TOML, sha256 passwords); default: `default` only")
+    warehouse.add_argument("--readers", type=int, default=2, help="engine connections for queries")
+    warehouse.add_argument("--loglevel", default="INFO")
+    warehouse.set_defaults(func=cmd_warehouse)
+
+    worker = sub.add_parser("worker", help="run the Faust agents (the warehouse through clickhouse-connect)")
     worker.add_argument("--loglevel", default="WARNING")
     worker.set_defaults(func=cmd_worker)
 

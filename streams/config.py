@@ -67,7 +67,9 @@ class Settings:
     """Runtime configuration. Unset optional values mean "use the embedded/local default"."""
 
     kafka_bootstrap_servers: str | None = None  # KAFKA_BOOTSTRAP_SERVERS: use this cluster instead of a local one
-    clickhouse_url: str | None = None  # CLICKHOUSE_URL: use a ClickHouse server instead of embedded chdb
+    clickhouse_url: str | None = None  # CLICKHOUSE_URL: a ClickHouse server instead of the embedded warehouse service
+    warehouse_port: int = 8123  # DENOMAS_WAREHOUSE_PORT: the embedded warehouse service (ClickHouse HTTP) on loopback
+    warehouse_database: str = "usage"  # DENOMAS_WAREHOUSE_DATABASE: tests isolate themselves in databases of their own
     data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "run")  # DENOMAS_DATA_DIR
     cache_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache")  # DENOMAS_CACHE_DIR
     topic_partitions: int = 4  # DENOMAS_TOPIC_PARTITIONS
@@ -94,12 +96,20 @@ class Settings:
     def chdb_path(self) -> Path:
         return self.data_dir / "chdb"
 
+    @property
+    def warehouse_url(self) -> str:
+        """Where every process reaches the warehouse (clickhouse-connect): a ClickHouse server, or the embedded
+        engine's service (`denomas-usage warehouse`)."""
+        return self.clickhouse_url or f"http://127.0.0.1:{self.warehouse_port}"
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         env = os.environ
         values: dict[str, object] = {
             "kafka_bootstrap_servers": env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             "clickhouse_url": env.get("CLICKHOUSE_URL") or None,
+            "warehouse_port": int(env.get("DENOMAS_WAREHOUSE_PORT", "8123")),
+            "warehouse_database": env.get("DENOMAS_WAREHOUSE_DATABASE", "usage"),
             "data_dir": _env_path("DENOMAS_DATA_DIR", PROJECT_ROOT / "run"),
             "cache_dir": _env_path("DENOMAS_CACHE_DIR", PROJECT_ROOT / ".cache"),
             "topic_partitions": int(env.get("DENOMAS_TOPIC_PARTITIONS", "4")),

@@ -251,10 +251,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def open_warehouse(settings: Settings) -> Warehouse:
-    if settings.clickhouse_url:
-        return ServerWarehouse(settings.clickhouse_url)
-    return ChdbWarehouse(settings.chdb_path)
+def open_warehouse(settings: Settings) -> ServerWarehouse:
+    """The warehouse of every process but the warehouse service itself: clickhouse-connect to a ClickHouse server
+    (CLICKHOUSE_URL) or to the embedded engine's service, the same code for both."""
+    return ServerWarehouse(settings.warehouse_url, settings.warehouse_database)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -57,8 +57,8 @@ class WorkerProcess:
             "DENOMAS_WORKER_PORT": str(self.settings.worker_web_port),
             "DENOMAS_NORMALIZE_PROCESSES": str(self.settings.normalize_processes),
         }
-        if self.settings.clickhouse_url:
-            env["CLICKHOUSE_URL"] = self.settings.clickhouse_url
+        env["CLICKHOUSE_URL"] = self.settings.warehouse_url  # the warehouse service, or a ClickHouse server
+        env["DENOMAS_WAREHOUSE_DATABASE"] = self.settings.warehouse_database
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,

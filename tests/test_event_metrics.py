@@ -29,7 +29,7 @@ from streams.event_metrics import (
     sync_event_metric_definitions,
 )
 from streams.fleet_events import EventSample, generate_event_sample
-from streams.warehouse import ChdbWarehouse, Warehouse, load_migrations, migrate
+from streams.warehouse import Warehouse, load_migrations, migrate
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +63,8 @@ def _owned_elsewhere(table: str, first: int, last: int) -> bool:
     return any(first <= m.version <= last and table in m.sql for m in load_migrations())
 
 
-def open_migrated(path) -> ChdbWarehouse:
-    warehouse = ChdbWarehouse(path)
+def open_migrated(warehouses) -> Warehouse:
+    warehouse = warehouses(migrated=False)
     if not _owned_elsewhere("fct_behavior_structured_event", 20, 29):
         warehouse.execute(_CONTRACT_FCT)
     if not _owned_elsewhere("dim_namespace", 30, 39):
@@ -214,10 +214,10 @@ def _diff(got: dict, want: dict) -> list:
 # own chdb directory, which a process can do only while no other one (the module fixture below) is open.
 
 
-def test_quarter_of_28_day_active_users_reads_days_times_scopes_not_events(tmp_path):
+def test_quarter_of_28_day_active_users_reads_days_times_scopes_not_events(warehouses):
     spec = {"seed": 5, "start": date(2025, 1, 1), "days": 91 + 27, "namespaces": 8, "instances": 1, "users": 30}
     quarter = (date(2025, 1, 28), date(2025, 4, 28))
-    warehouse = open_migrated(tmp_path / "chdb")
+    warehouse = open_migrated(warehouses)
     try:
         def measure(repeat: int) -> tuple[int, int, list]:
             for batch in generate_event_sample(**spec, repeat=repeat).batches:
@@ -248,9 +248,9 @@ SAMPLE = {"seed": 11, "start": date(2025, 1, 6), "days": 75, "namespaces": 6, "i
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
+def loaded(warehouses):
     sample = generate_event_sample(**SAMPLE)
-    warehouse = open_migrated(tmp_path_factory.mktemp("event_metrics") / "chdb")
+    warehouse = open_migrated(warehouses)
     store_namespaces(warehouse, sample)
     sync_event_metric_definitions(warehouse, METRICS)
     arrived: list[dict[str, Any]] = []

@@ -156,6 +156,22 @@ class _Body:
             raise ClickHouseError(36, "BAD_ARGUMENTS", "The query is not valid UTF-8") from None
 
 
+FORM_TYPES = ("multipart/form-data",)  # as ClickHouse: a url-encoded body (curl --data-binary) is the query itself
+
+
+async def _fields(request: web.Request) -> Mapping[str, str]:
+    """The request's parameters: the URL's, plus the form fields of a form body (clickhouse-connect sends the
+    query and its `param_*` values as a form when they would make the URL too long)."""
+    if request.method != "POST" or request.content_type not in FORM_TYPES:
+        return request.query
+    fields = dict(request.query)
+    for name, value in (await request.post()).items():
+        if not isinstance(value, str):  # a file part: external data, which this service does not take
+            raise ClickHouseError(48, "NOT_IMPLEMENTED", f"external data ({name}) is not supported")
+        fields[name] = value
+    return fields
+
+
 def _credentials(request: web.Request) -> tuple[str, str, bool]:
     """(user, password, given): basic auth, X-ClickHouse-User/Key headers, or user/password parameters."""
     header = request.headers.get("Authorization", "")
@@ -262,8 +278,9 @@ class WarehouseHTTP:
                 return self._error(error, query_id, 403 if given else 401)
             if request.method == "GET" and "query" not in request.query:
                 return web.Response(text="Ok.\n")
-            req = self._query_request(request, user, query_id)
-            result, fmt = await self._execute(request, req)
+            fields = await _fields(request)
+            req = self._query_request(request, fields, user, query_id)
+            result, fmt = await self._execute(request, fields, req)
         except ClickHouseError as error:
             log.info("query %s failed: code %d %s", query_id, error.code, error.name)
             return self._error(error, query_id)
@@ -282,8 +299,8 @@ class WarehouseHTTP:
             headers["WWW-Authenticate"] = 'Basic realm="ClickHouse server HTTP API"'
         return web.Response(status=status or error.http_status, text=error.text + "\n", headers=headers)
 
-    def _query_request(self, request: web.Request, user: User, query_id: str) -> QueryRequest:
-        query = request.query
+    def _query_request(self, request: web.Request, query: Mapping[str, str], user: User,
+                       query_id: str) -> QueryRequest:
         requested = {k: v for k, v in query.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         readonly = _readonly_level(user, requested.pop("readonly", None), request.method)
         if readonly == 1:
@@ -298,8 +315,9 @@ class WarehouseHTTP:
             params={k[len("param_"):]: v for k, v in query.items() if k.startswith("param_")},
         )
 
-    async def _execute(self, request: web.Request, req: QueryRequest) -> tuple[Result, str]:
-        query = request.query.get("query")
+    async def _execute(self, request: web.Request, fields: Mapping[str, str],
+                       req: QueryRequest) -> tuple[Result, str]:
+        query = fields.get("query")
         body = _Body(request)
         data = b""
         async with self.engine.reader() as conn:

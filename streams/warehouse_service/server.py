@@ -87,7 +87,10 @@ def run_migrations(engine: Engine) -> list[str]:
 async def _serve(engine: Engine, users_path: Path | None, host: str, port: int, access_check: AccessCheck | None,
                  ready: asyncio.Event | None) -> None:
     handler = WarehouseHTTP(engine, load_users(users_path), access_check)
-    runner = web.AppRunner(handler.app(), auto_decompress=False, access_log=None)
+    # URLs as long as ClickHouse takes (http_max_uri_size, 1 MiB): clickhouse-connect puts a command's text and up to
+    # 4 KiB of parameters in the URL; aiohttp's own limit is 8 KiB.
+    runner = web.AppRunner(handler.app(), auto_decompress=False, access_log=None,
+                           max_line_size=1 << 20, max_field_size=1 << 17)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
