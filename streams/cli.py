@@ -33,6 +33,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print("worker: set KAFKA_BOOTSTRAP_SERVERS (or start one with `denomas-usage broker start`)",
               file=sys.stderr)
         return 2
+    if args.workers > 1:
+        from streams.worker import run_workers
+
+        return run_workers(settings, args.workers, args.loglevel)
     run_worker(settings, settings.kafka_bootstrap_servers, loglevel=args.loglevel)
     return 0
 
@@ -140,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the Faust agents (the warehouse through clickhouse-connect)")
     worker.add_argument("--loglevel", default="WARNING")
+    worker.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions (default 1)")
     worker.set_defaults(func=cmd_worker)
 
     collector = sub.add_parser("collector", help="run the HTTP collector")

@@ -80,7 +80,6 @@ class Settings:
     ping_batch_size: int = 10  # pings per normalize step and per insert: ~20k rows for 2,000-metric pings
     event_batch_size: int = 5000  # Snowplow events per insert: small rows, so big batches (few parts)
     sink_batch_seconds: float = 1.0
-    normalize_processes: int = 0  # DENOMAS_NORMALIZE_PROCESSES: Snowplow normalizer processes beside the worker
     topic_prefix: str = ""  # DENOMAS_TOPIC_PREFIX: share a cluster between environments (and tests)
     app_id: str = "denomas-usage"  # DENOMAS_APP_ID: the Faust app id = the Kafka consumer group
     releases_csv: Path | None = None  # DENOMAS_RELEASES_CSV: the release list the Version Check endpoint answers from
@@ -117,7 +116,6 @@ class Settings:
             "worker_web_port": int(env.get("DENOMAS_WORKER_PORT", "6066")),
             "topic_prefix": env.get("DENOMAS_TOPIC_PREFIX", ""),
             "app_id": env.get("DENOMAS_APP_ID", "denomas-usage"),
-            "normalize_processes": int(env.get("DENOMAS_NORMALIZE_PROCESSES", "0")),
             "releases_csv": _env_path("DENOMAS_RELEASES_CSV", Path()) if env.get("DENOMAS_RELEASES_CSV") else None,
             "alert_rules": _env_path("DENOMAS_ALERT_RULES", Path()) if env.get("DENOMAS_ALERT_RULES") else None,
             "version_check_replay": env.get("DENOMAS_VERSION_CHECK_REPLAY", "") in ("1", "true", "yes"),

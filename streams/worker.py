@@ -1,7 +1,8 @@
-"""The Faust worker process: owns the warehouse (chdb allows one process per data directory).
+"""The Faust worker process. It reaches the warehouse through clickhouse-connect (the embedded engine's warehouse
+service, or a ClickHouse server), so any number of workers can run: they share the partitions as one consumer group.
 
-`run_worker` is what `denomas-usage worker` runs. `WorkerProcess` starts it as a child process for
-the demo and the integration tests, and stops it cleanly so the warehouse can be read afterwards.
+`run_worker` is what `denomas-usage worker` runs; `run_workers` is `worker --workers N` (N such processes).
+`WorkerProcess` starts one as a child process for the demo and the integration tests.
 """
 
 from __future__ import annotations
@@ -37,6 +38,27 @@ def run_worker(settings: Settings, bootstrap_servers: str, loglevel: str = "WARN
         warehouse.close()
 
 
+def run_workers(settings: Settings, count: int, loglevel: str) -> int:
+    """`count` worker processes in one consumer group (Faust's own scale-out); stop them all on SIGTERM/SIGINT.
+    Each gets its own health port (DENOMAS_WORKER_PORT + i) when the port is set."""
+    children = []
+    for index in range(count):
+        env = os.environ | {"DENOMAS_WORKER_PORT": str(settings.worker_web_port + index if settings.worker_web_port
+                                                        else 0)}
+        children.append(subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", loglevel],
+                                         env=env))
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)
+
+
 class WorkerProcess:
     """`denomas-usage worker` as a child process, logging to a file."""
 
@@ -55,7 +77,6 @@ class WorkerProcess:
             "DENOMAS_TOPIC_PREFIX": self.settings.topic_prefix,
             "DENOMAS_APP_ID": self.settings.app_id,
             "DENOMAS_WORKER_PORT": str(self.settings.worker_web_port),
-            "DENOMAS_NORMALIZE_PROCESSES": str(self.settings.normalize_processes),
         }
         env["CLICKHOUSE_URL"] = self.settings.warehouse_url  # the warehouse service, or a ClickHouse server
         env["DENOMAS_WAREHOUSE_DATABASE"] = self.settings.warehouse_database
@@ -63,16 +84,6 @@ class WorkerProcess:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
             )
-
-    def normalizer_processes(self) -> list[int]:
-        """Pids of the worker's normalizer processes (its multiprocessing children; Linux /proc)."""
-        if self._proc is None:
-            return []
-        try:
-            children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children").read_text().split()
-            return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        except OSError:
-            return []
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from streams.enrich.service_ping import stable_id
 from streams.event_metrics import mark_touched, refresh_pending
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import Warehouse
 
 UMAU = "usage_activity_by_stage_monthly.manage.events"
 MONDAY = date(2026, 6, 1)  # a Monday
@@ -92,7 +92,7 @@ def event_users(namespace: int, day_index: int) -> list[int]:
     return [100 + (day_index % 5)]  # one user a day, five distinct users per 5 days
 
 
-def reference(wh: ChdbWarehouse) -> None:
+def reference(wh: Warehouse) -> None:
     """Licenses a, b -> sub-1 (by md5), c -> sub-2 (by sha256 only); both subscriptions -> acct-1."""
     now = datetime(2026, 11, 1, tzinfo=UTC)
     wh.insert("dim_license", [
@@ -109,7 +109,7 @@ def reference(wh: ChdbWarehouse) -> None:
     ])
 
 
-def insert_seat_links(wh: ChdbWarehouse) -> None:
+def insert_seat_links(wh: Warehouse) -> None:
     rows = []
     for inst, counts in SEATS.items():
         for day_index, count in enumerate(counts):
@@ -121,7 +121,7 @@ def insert_seat_links(wh: ChdbWarehouse) -> None:
     wh.insert("fct_seat_link", rows)
 
 
-def insert_events(wh: ChdbWarehouse) -> None:
+def insert_events(wh: Warehouse) -> None:
     """Structured SaaS events of namespaces 7 and 8 (stored as the Snowplow sink does: facts, touched days, then
     the daily bitmaps recomputed), and both namespaces belonging to subscription sub-9."""
     events = []

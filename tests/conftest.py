@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from fresh import new_database
 
 from streams.config import Settings
 from streams.kafka import BrokerUnavailable, kafka_cluster
@@ -33,51 +35,47 @@ def unique_name() -> str:
     return uuid.uuid4().hex[:8]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def warehouse_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarehouseServiceProcess]:
-    """One embedded warehouse service (ClickHouse's HTTP interface over the engine) for the whole session: every
-    test reaches the warehouse through clickhouse-connect, as every process does, in a database of its own."""
-    settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("warehouse"))
-    with WarehouseServiceProcess(settings) as service:
+    """One embedded warehouse service (ClickHouse's HTTP interface over the engine) for the whole session. Every
+    test and every process a test starts reaches it through clickhouse-connect (CLICKHOUSE_URL), as in production;
+    each module and each test gets a database of its own (DENOMAS_WAREHOUSE_DATABASE, below)."""
+    settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("warehouse"), clickhouse_url=None)
+    with WarehouseServiceProcess(settings) as service, _env("CLICKHOUSE_URL", service.url):
         yield service
 
 
-class WarehouseFactory:
-    """Fresh databases on the session's warehouse service; closes the clients it opened."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._opened: list[ServerWarehouse] = []
-
-    def __call__(self, migrated: bool = True, database: str | None = None) -> ServerWarehouse:
-        warehouse = ServerWarehouse(self.url, database or new_database())
-        if migrated:
-            migrate(warehouse)
-        self._opened.append(warehouse)
-        return warehouse
-
-    def settings(self, **overrides: object) -> Settings:
-        """Settings for processes started by a test (worker, CLI): this service, a database of their own."""
-        values: dict[str, object] = {"clickhouse_url": self.url, "warehouse_database": new_database()}
-        return Settings.from_env(**(values | overrides))
-
-    def close(self) -> None:
-        for warehouse in self._opened:
-            warehouse.close()
+@pytest.fixture(scope="module", autouse=True)
+def module_database(warehouse_service: WarehouseServiceProcess) -> Iterator[str]:
+    """A database for the module's shared fixtures (they are set up before any test's own database)."""
+    with _env("DENOMAS_WAREHOUSE_DATABASE", new_database()) as name:
+        yield name
 
 
-def new_database() -> str:
-    return f"t_{uuid.uuid4().hex[:12]}"
+@pytest.fixture(autouse=True)
+def test_database(module_database: str) -> Iterator[str]:
+    """A database for what one test sets up itself (Settings.from_env() inside the test)."""
+    with _env("DENOMAS_WAREHOUSE_DATABASE", new_database()) as name:
+        yield name
 
 
-@pytest.fixture(scope="session")
-def warehouses(warehouse_service: WarehouseServiceProcess) -> Iterator[WarehouseFactory]:
-    factory = WarehouseFactory(warehouse_service.url)
-    yield factory
-    factory.close()
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[str]:
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield value
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 @pytest.fixture
-def warehouse(warehouses: WarehouseFactory) -> ServerWarehouse:
-    """A fresh, migrated database for one test."""
-    return warehouses()
+def warehouse(warehouse_service: WarehouseServiceProcess) -> Iterator[ServerWarehouse]:
+    """A fresh, migrated database of the session's warehouse service, for one test."""
+    opened = ServerWarehouse(warehouse_service.url, new_database())
+    migrate(opened)
+    yield opened
+    opened.close()

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from fresh import fresh_warehouse
+
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping, ping_id_for
 from streams.fleet import GeneratedPing
 from streams.sink import load_metric_dictionary, write_pings
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.warehouse import Warehouse
 
 OFFICIAL = "metric/version check - subscription based estimation"
 GRAINS = (OFFICIAL, "metric/version check - seat based estimation", "reported metric - subscription based estimation",
@@ -46,19 +48,19 @@ def normalized_records(pings: Iterable[GeneratedPing], dictionary: MetricDiction
     return records
 
 
-def open_warehouse(path: Path, dictionary: MetricDictionary) -> ChdbWarehouse:
-    warehouse = ChdbWarehouse(path)
-    migrate(warehouse)
+def open_warehouse(path: Path, dictionary: MetricDictionary) -> Warehouse:
+    """A fresh, migrated database with the dictionary loaded (`path`: where an embedded engine used to be)."""
+    warehouse = fresh_warehouse()
     load_metric_dictionary(warehouse, dictionary, RECEIVED_AT)
     return warehouse
 
 
-def land(warehouse: ChdbWarehouse, records: Sequence[dict], batch: int = 60) -> None:
+def land(warehouse: Warehouse, records: Sequence[dict], batch: int = 60) -> None:
     for start in range(0, len(records), batch):
         write_pings(warehouse, records[start:start + batch])
 
 
-def duplicate_rows(warehouse: ChdbWarehouse, every: int = 4) -> None:
+def duplicate_rows(warehouse: Warehouse, every: int = 4) -> None:
     """Store a second copy of every `every`-th ping's rows, as a crash between inserts and a redelivery leaves
     them; merges are stopped so the copies stay unmerged while the tests read."""
     for table in ("fct_ping_instance", "fct_ping_instance_metric"):

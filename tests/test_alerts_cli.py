@@ -13,7 +13,8 @@ from streams.alerts.engine import Engine
 from streams.alerts.landed import Landed
 from streams.alerts.rules import parse_config
 from streams.cli import main
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.config import Settings
+from streams.warehouse import migrate, open_warehouse
 
 WEEK = [(MONDAY + timedelta(weeks=i)).isoformat() for i in range(8)]
 
@@ -22,7 +23,7 @@ WEEK = [(MONDAY + timedelta(weeks=i)).isoformat() for i in range(8)]
 def data_dir(tmp_path_factory):
     """A warehouse with the sample pings, evaluated once by the engine (as the worker would have)."""
     root = tmp_path_factory.mktemp("alerts-cli")
-    wh = ChdbWarehouse(root / "chdb")
+    wh = open_warehouse(Settings.from_env())
     try:
         migrate(wh)
         reference(wh)

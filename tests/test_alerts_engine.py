@@ -21,14 +21,15 @@ from streams.alerts import store
 from streams.alerts.engine import Engine
 from streams.alerts.landed import Landed
 from streams.alerts.rules import parse_config
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.config import Settings
+from streams.warehouse import migrate, open_warehouse
 
 
 def test_engine_opens_and_resolves_once_incrementally(tmp_path):
     """Weeks land one at a time; the state lives in the warehouse (a new engine each week, as after a worker
     restart), ids are stable, and a redelivered landing changes nothing."""
     config = parse_config(RULES, "test")
-    wh = ChdbWarehouse(tmp_path / "chdb")
+    wh = open_warehouse(Settings.from_env())
     try:
         migrate(wh)
         reference(wh)
@@ -74,7 +75,7 @@ def test_engine_opens_and_resolves_once_incrementally(tmp_path):
 def test_engine_on_seat_link_and_event_landings(tmp_path):
     """Seat Link per installation and subscription; event windows per namespace and per subscription."""
     config = parse_config(RULES, "test")
-    wh = ChdbWarehouse(tmp_path / "chdb")
+    wh = open_warehouse(Settings.from_env())
     try:
         migrate(wh)
         reference(wh)

@@ -31,7 +31,7 @@ from streams.fleet import GeneratedPing, generate_fleet
 from streams.fleet_snowplow import STANDARD
 from streams.kafka import end_offsets
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -339,7 +339,7 @@ def run(kafka_bootstrap, settings, fleet, tmp_path_factory):
     pings, template = fleet
     result = asyncio.run(_run(settings, kafka_bootstrap, pings, tmp_path_factory.mktemp("rules") / "rules.yml",
                               template))
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         result["alerts"] = warehouse.query("SELECT * FROM alerts FINAL").dicts()
         result["deliveries"] = warehouse.query("SELECT * FROM alert_delivery FINAL").dicts()

@@ -27,12 +27,13 @@ from alert_samples import (
 from streams.alerts.evaluate import Point
 from streams.alerts.rules import parse_config
 from streams.alerts.signals import SignalReader
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.config import Settings
+from streams.warehouse import migrate, open_warehouse
 
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    wh = ChdbWarehouse(tmp_path_factory.mktemp("alerts-chdb"))
+    wh = open_warehouse(Settings.from_env())
     migrate(wh)
     pings = ping_rows()
     wh.insert("fct_ping_instance", pings)

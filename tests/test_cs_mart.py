@@ -22,11 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 from usage_samples import land_pings, land_seat_links, load_reference, seat_links
 
+from streams.config import Settings
 from streams.cs_mart import CS_MART_METRICS, MART, export, read_mart
 from streams.enrich.service_ping import installation_id_for, ping_id_for
 from streams.fleet import fleet_licenses, generate_fleet
 from streams.fleet_reference import account_id_for, current_subscription_id, fleet_reference
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.warehouse import migrate, open_warehouse
 
 INSTANCES, WEEKS, SEED = 16, 10, 11
 _TIERS = {"EE": "Starter", "EES": "Starter", "EEP": "Premium", "EEU": "Ultimate"}
@@ -147,7 +148,7 @@ def mart(sample, tmp_path_factory):
     """(schema, rows) of the mart, exports written; the warehouse is closed again (one chdb per process)."""
     pings, links, ref = sample
     out = tmp_path_factory.mktemp("export")
-    warehouse = ChdbWarehouse(out / "data" / "chdb")
+    warehouse = open_warehouse(Settings.from_env())
     try:
         migrate(warehouse)
         land_pings(warehouse, pings)

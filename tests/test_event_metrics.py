@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.config import Settings
 from streams.enrich.event_metrics import EventMetric, EventMetricError, load_event_metrics, parse_event_metrics
 from streams.event_metrics import (
     active_users,
@@ -29,7 +30,7 @@ from streams.event_metrics import (
     sync_event_metric_definitions,
 )
 from streams.fleet_events import EventSample, generate_event_sample
-from streams.warehouse import Warehouse, load_migrations, migrate
+from streams.warehouse import Warehouse, load_migrations, migrate, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +64,8 @@ def _owned_elsewhere(table: str, first: int, last: int) -> bool:
     return any(first <= m.version <= last and table in m.sql for m in load_migrations())
 
 
-def open_migrated(warehouses) -> Warehouse:
-    warehouse = warehouses(migrated=False)
+def open_migrated() -> Warehouse:
+    warehouse = open_warehouse(Settings.from_env())
     if not _owned_elsewhere("fct_behavior_structured_event", 20, 29):
         warehouse.execute(_CONTRACT_FCT)
     if not _owned_elsewhere("dim_namespace", 30, 39):
@@ -214,10 +215,10 @@ def _diff(got: dict, want: dict) -> list:
 # own chdb directory, which a process can do only while no other one (the module fixture below) is open.
 
 
-def test_quarter_of_28_day_active_users_reads_days_times_scopes_not_events(warehouses):
+def test_quarter_of_28_day_active_users_reads_days_times_scopes_not_events():
     spec = {"seed": 5, "start": date(2025, 1, 1), "days": 91 + 27, "namespaces": 8, "instances": 1, "users": 30}
     quarter = (date(2025, 1, 28), date(2025, 4, 28))
-    warehouse = open_migrated(warehouses)
+    warehouse = open_migrated()
     try:
         def measure(repeat: int) -> tuple[int, int, list]:
             for batch in generate_event_sample(**spec, repeat=repeat).batches:
@@ -248,9 +249,9 @@ SAMPLE = {"seed": 11, "start": date(2025, 1, 6), "days": 75, "namespaces": 6, "i
 
 
 @pytest.fixture(scope="module")
-def loaded(warehouses):
+def loaded():
     sample = generate_event_sample(**SAMPLE)
-    warehouse = open_migrated(warehouses)
+    warehouse = open_migrated()
     store_namespaces(warehouse, sample)
     sync_event_metric_definitions(warehouse, METRICS)
     arrived: list[dict[str, Any]] = []

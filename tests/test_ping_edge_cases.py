@@ -19,7 +19,7 @@ from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import flatten_columns
 from streams.fleet import generate_fleet
 from streams.sink import write_pings
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import Warehouse
 
 ALL_TIME = "counts.kubernetes_agents"  # a dictionary metric with time_frame all
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
@@ -31,7 +31,7 @@ def dictionary() -> MetricDictionary:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory, dictionary: MetricDictionary) -> Iterator[ChdbWarehouse]:
+def warehouse(tmp_path_factory: pytest.TempPathFactory, dictionary: MetricDictionary) -> Iterator[Warehouse]:
     engine = open_warehouse(tmp_path_factory.mktemp("edge") / "chdb", dictionary)
     yield engine
     engine.close()
@@ -49,7 +49,7 @@ def _ping(base: dict, uuid: str, recorded_at: str, **counts: object) -> dict:
     return payload
 
 
-def _land(warehouse: ChdbWarehouse, dictionary: MetricDictionary, body: bytes, offset: int = 0) -> int:
+def _land(warehouse: Warehouse, dictionary: MetricDictionary, body: bytes, offset: int = 0) -> int:
     """Normalize the raw bytes as the agent does and write the record as the sink does; the ping id."""
     record = ServicePingNormalizer(dictionary)(body, {"kind": "ping", "received_at": RECEIVED.isoformat()}, 0, offset)
     record = orjson.loads(orjson.dumps(record))  # what travels over the normalized topic
@@ -57,7 +57,7 @@ def _land(warehouse: ChdbWarehouse, dictionary: MetricDictionary, body: bytes, o
     return record["ping"]["ping_id"]
 
 
-def _rows(warehouse: ChdbWarehouse, ping_id: int, prefix: str) -> dict[str, tuple]:
+def _rows(warehouse: Warehouse, ping_id: int, prefix: str) -> dict[str, tuple]:
     rows = warehouse.query(
         "SELECT metrics_path, metric_value, error_value, value_kind, value_text FROM fct_ping_instance_metric FINAL "
         "WHERE ping_id = {id:UInt64} AND startsWith(metrics_path, {prefix:String})", {"id": ping_id, "prefix": prefix})

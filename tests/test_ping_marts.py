@@ -20,7 +20,7 @@ from ping_model import Model, duplicate_rows, land, normalized_records, open_war
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import ping_id_for
 from streams.fleet import generate_fleet
-from streams.warehouse import DATABASE, ChdbWarehouse, load_migrations
+from streams.warehouse import DATABASE, Warehouse, load_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +52,12 @@ class Landed:
     type_mismatches: dict[str, list] = field(default_factory=dict)
 
 
-def _monthly(warehouse: ChdbWarehouse) -> dict:
+def _monthly(warehouse: Warehouse) -> dict:
     rows = warehouse.query("SELECT * FROM fct_ping_instance_metric_monthly").dicts()
     return {(r["installation_id"], r["metrics_path"], _d(r["ping_created_date_month"])): r for r in rows}
 
 
-def _check_tie_break(warehouse: ChdbWarehouse) -> list[tuple]:
+def _check_tie_break(warehouse: Warehouse) -> list[tuple]:
     """Two pings of one installation with the same recorded_at: the higher ping_id is the last of the month.
     (Our ids derive from uuid + recorded_at, so real pings cannot tie; these rows are crafted and removed.)"""
     warehouse.execute("""
@@ -81,7 +81,7 @@ def marts_views() -> list[str]:
     return names
 
 
-def _declared_type_mismatches(warehouse: ChdbWarehouse) -> dict[str, list]:
+def _declared_type_mismatches(warehouse: Warehouse) -> dict[str, list]:
     """Columns whose declared type differs from what the view's SELECT yields (a silent cast would hide bugs)."""
     found = {}
     for view in marts_views():

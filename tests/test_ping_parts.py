@@ -16,7 +16,7 @@ from streams.agents.service_ping import ServicePingNormalizer, encoded_parts
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import generate_fleet
 from streams.sink import write_pings
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import Warehouse
 
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
 LIMIT = 64 * 1024
@@ -29,7 +29,7 @@ def dictionary() -> MetricDictionary:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory, dictionary: MetricDictionary) -> Iterator[ChdbWarehouse]:
+def warehouse(tmp_path_factory: pytest.TempPathFactory, dictionary: MetricDictionary) -> Iterator[Warehouse]:
     engine = open_warehouse(tmp_path_factory.mktemp("parts") / "chdb", dictionary)
     yield engine
     engine.close()
@@ -52,7 +52,7 @@ def _parts(dictionary: MetricDictionary, body: bytes, offset: int) -> list[dict]
     return [orjson.loads(v) for v in values]
 
 
-def _stored(warehouse: ChdbWarehouse, ping_id: int) -> tuple:
+def _stored(warehouse: Warehouse, ping_id: int) -> tuple:
     """(ping rows as queries see them, ping rows without FINAL, extra counter rows, their sum)."""
     return warehouse.query(
         "SELECT (SELECT count() FROM fct_ping_instance FINAL WHERE ping_id = {id:UInt64}), "

@@ -17,7 +17,7 @@ from streams.config import MAX_BODY_BYTES, Settings
 from streams.demo import wait_until_landed
 from streams.fleet import generate_fleet
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ async def _run(settings: Settings, bootstrap: str, bodies: list[bytes]) -> list[
 
 
 def _query(sent: dict, sql: str) -> list[tuple]:
-    warehouse = ChdbWarehouse(sent["settings"].chdb_path)
+    warehouse = open_warehouse(sent["settings"])
     try:
         return warehouse.query(sql).rows
     finally:

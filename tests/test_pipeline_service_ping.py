@@ -18,7 +18,7 @@ from streams.demo import landed, send_pings, wait_until_landed
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import generate_fleet
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ async def _run(settings: Settings, bootstrap: str, pings, before_stop=None):
 
 
 def _read(settings: Settings, sql: str, params=None):
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         return warehouse.query(sql, params)
     finally:
@@ -69,7 +69,7 @@ def _read(settings: Settings, sql: str, params=None):
 
 
 def _landed(settings: Settings) -> dict[str, int]:
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         return landed(warehouse)
     finally:
@@ -181,7 +181,7 @@ def test_redelivery_changes_no_query_result_before_or_after_merges(first_run, ka
     plain = "SELECT count() FROM fct_ping_instance"
     assert _read(settings, plain).scalar() == before["pings"]  # no duplicate rows even without FINAL
 
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         for table in ("fct_ping_instance", "fct_ping_instance_metric", "raw_service_ping"):
             warehouse.execute(f"OPTIMIZE TABLE {table} FINAL")

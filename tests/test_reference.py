@@ -13,7 +13,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from fresh import fresh_warehouse
 from usage_samples import land_pings, land_seat_links, load_reference, seat_links
 
 from streams.config import REFERENCE_TOPICS, TOPIC_REF_ACCOUNTS, TOPIC_REF_LICENSES, Settings
@@ -34,7 +34,7 @@ from streams.fleet_reference import fleet_reference
 from streams.kafka import end_offsets
 from streams.reference import CsvValidationError, load_csv, match_rate, publish, read_csv
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.warehouse import Warehouse, open_warehouse
 from streams.worker import WorkerProcess
 
 INSTANCES, WEEKS, SEED = 16, 10, 11
@@ -45,10 +45,9 @@ SHA = "ab" * 32
 
 
 @contextlib.contextmanager
-def fresh_warehouse() -> Iterator[ChdbWarehouse]:
-    warehouse = ChdbWarehouse(Path(tempfile.mkdtemp(prefix="ref-chdb-")))
+def migrated_warehouse() -> Iterator[Warehouse]:
+    warehouse = fresh_warehouse()
     try:
-        migrate(warehouse)
         yield warehouse
     finally:
         warehouse.close()
@@ -101,7 +100,7 @@ def test_csv_value_problems_name_line_and_column_and_nothing_is_loaded(tmp_path)
         "line 7: 3 fields, the header has 6",
         "line 8, column dim_license_id: required value is empty",
     ]
-    with fresh_warehouse() as warehouse:
+    with migrated_warehouse() as warehouse:
         with pytest.raises(CsvValidationError):
             load_csv(warehouse, LICENSES, path)
         assert warehouse.query("SELECT count() FROM dim_license").scalar() == 0
@@ -125,7 +124,7 @@ def test_unknown_kind_and_other_kinds_validate_their_own_columns(tmp_path):
 
 def test_loading_the_same_file_twice_changes_nothing_and_a_later_load_wins(tmp_path):
     first = _csv(tmp_path, f"dim_license_id,license_md5,license_user_count\nL1,{MD5},10\nL2,{MD5[::-1]},20\n")
-    with fresh_warehouse() as warehouse:
+    with migrated_warehouse() as warehouse:
         load_csv(warehouse, LICENSES, first, datetime(2026, 1, 1, tzinfo=UTC))
         load_csv(warehouse, LICENSES, first, datetime(2026, 1, 1, tzinfo=UTC))
         sql = "SELECT dim_license_id, license_user_count FROM dim_license FINAL ORDER BY 1"
@@ -223,7 +222,7 @@ def test_match_rate_report_equals_plain_python_before_and_after_the_account_mapp
     only = Counter("md5" if not r["license_sha256"] else "sha256" if not r["license_md5"] else "both"
                    for r in known.values())
     assert only["md5"] and only["sha256"] and only["both"]
-    with fresh_warehouse() as warehouse:
+    with migrated_warehouse() as warehouse:
         land_pings(warehouse, pings)
         land_seat_links(warehouse, links)
         load_reference(warehouse, ref, tmp_path, ref.base_kinds())
@@ -354,7 +353,7 @@ def test_compacted_topics_load_updates_and_tombstones_into_faust_tables_and_dims
     assert by_hash[md5s[1]] is None and by_hash[shas[0]] is None  # L2 deleted; L1's update dropped its sha256
     assert changelog["accounts"]["A2"] is None and changelog["accounts"]["A1"]["account_name"] == "Acme"
 
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         rows = warehouse.query("SELECT dim_license_id, license_md5, license_sha256, dim_subscription_id, "
                                "license_user_count, is_trial FROM dim_license FINAL ORDER BY 1").rows
@@ -394,7 +393,7 @@ def test_compacted_topics_load_updates_and_tombstones_into_faust_tables_and_dims
 
     by_hash = asyncio.run(after_restart())
     assert {k: v for k, v in by_hash.items() if v is not None} == {md5s[2]: "L4", shas[2]: "L3"}
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         left = warehouse.query("SELECT dim_license_id FROM dim_license FINAL ORDER BY 1").rows
         deletion = warehouse.query("SELECT toString(updated_at) FROM dim_license WHERE dim_license_id = 'L1' "
@@ -432,7 +431,7 @@ def test_cli_loads_valid_files_refuses_bad_ones_and_prints_the_match_rate(tmp_pa
     report = _cli(data, "report", "match-rate")
     assert report.returncode == 0, report.stderr
     assert report.stdout.split()[:3] == ["month", "source", "records"]  # no pings landed yet: the header only
-    warehouse = ChdbWarehouse(data / "chdb")
+    warehouse = open_warehouse(Settings.from_env())
     try:
         assert warehouse.query("SELECT count() FROM dim_license FINAL").scalar() == len(ref.rows["licenses"])
     finally:

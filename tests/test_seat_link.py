@@ -35,7 +35,7 @@ from streams.fleet_seat_link import (
     send_seat_links,
 )
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 
@@ -341,7 +341,7 @@ def pipeline_run(kafka_bootstrap, settings):
 
 
 def _query(settings: Settings, sql: str, params=None):
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         return warehouse.query(sql, params).dicts()
     finally:
@@ -397,7 +397,7 @@ def test_every_valid_report_lands_once_with_exact_values(pipeline_run, settings)
     assert sorted((_comparable(r) for r in rows), key=order) == wanted
     plain = _query(settings, "SELECT count() AS n, uniqExact(seat_link_id) AS ids FROM fct_seat_link")[0]
     assert int(plain["n"]) == int(plain["ids"]) == len(expected)  # no duplicate row even without FINAL
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         counts = landed_counts(warehouse)
     finally:
@@ -447,7 +447,7 @@ def test_the_license_key_is_never_published_stored_or_logged(pipeline_run, setti
     accepted = sum(r.accepted for r in pipeline_run["reports"])
     assert published.count(b'"license_key_sha256"') >= accepted  # every accepted report is in there, hashed
 
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         tables = [r[0] for r in warehouse.query(
             "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View%'").rows]

@@ -32,7 +32,7 @@ from streams.enrich.geo import encode_location, locate
 from streams.enrich.pseudonym import hash_key
 from streams.fleet_snowplow import LINK_CLICK, STANDARD, generate_snowplow, send_snowplow
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def settings(tmp_path_factory):
     # One normalizer process beside the worker: the whole pipeline's numbers are checked through it (the other
     # pipeline tests and the demo normalize in the worker itself).
     return Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"t-{name}.",
-                             app_id=f"test-{name}", topic_partitions=3, sink_batch_size=50, normalize_processes=1)
+                             app_id=f"test-{name}", topic_partitions=3, sink_batch_size=50)
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +227,6 @@ async def run_pipeline(settings: Settings, bootstrap: str, send) -> None:
             except TimeoutError:
                 if time.monotonic() > deadline:
                     raise
-        # the events went through the configured normalizer processes (children of the worker)
-        assert len(worker.normalizer_processes()) == settings.normalize_processes
     finally:
         await collector.stop()
         assert worker.stop() is not None
@@ -251,7 +249,7 @@ def first_run(kafka_bootstrap, settings, fleet, hash_key_env) -> Sent:
 
 
 def query(settings: Settings, sql: str, params=None) -> list[dict]:
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         return warehouse.query(sql, params).dicts()
     finally:
@@ -537,7 +535,7 @@ COUNTS = {
 
 
 def snapshot(settings: Settings) -> dict:
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         values = {name: warehouse.query(sql).scalar() for name, sql in COUNTS.items()}
         aggregates = [row[0] for row in warehouse.query(
@@ -574,7 +572,7 @@ def test_republishing_the_raw_topic_changes_no_row_count(first_run, kafka_bootst
     assert int(letters_after["n"]) - int(letters_before["n"]) == int(before["bad_rows"])
     assert int(before["bad_rows"]) > bad_records > 0
 
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         warehouse.execute("OPTIMIZE TABLE fct_behavior_structured_event FINAL")
         assert warehouse.query(COUNTS["rows_plain"]).scalar() == before["rows"]
@@ -584,7 +582,7 @@ def test_republishing_the_raw_topic_changes_no_row_count(first_run, kafka_bootst
 
 def test_no_ip_address_is_stored_anywhere_in_the_warehouse(first_run, settings, fleet):
     addresses = {TRACKER_IP, LOOPBACK} | {e.payload["ip"] for e in fleet.events if "ip" in e.payload}
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         tables = warehouse.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
                                  "AND engine NOT IN ('View', 'MaterializedView')").rows

@@ -17,6 +17,7 @@ from snowplow_tracker import PageView, SelfDescribing, SelfDescribingJson, Struc
 
 from streams.agents.snowplow import SnowplowNormalizer, write_behavior_events
 from streams.collector.snowplow import redact_ip_params
+from streams.config import Settings
 from streams.enrich import pseudonym
 from streams.enrich.geo import LOCAL, UNKNOWN, Location, locate
 from streams.enrich.iglu import Registry, parse_uri
@@ -43,7 +44,7 @@ from streams.enrich.snowplow import (
 )
 from streams.enrich.useragent import ua_family
 from streams.fleet_snowplow import generate_snowplow, tracker_batches
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.warehouse import migrate, open_warehouse
 
 KEY = b"unit-test-key"
 STANDARD = "iglu:com.denomas/denomas_standard/jsonschema/1-0-0"
@@ -476,62 +477,6 @@ def test_normalized_records_are_cut_by_count_and_by_bytes():
     assert list(json_array_chunks([], 10, 10)) == []
 
 
-def test_normalizer_processes_give_the_same_records_and_bad_rows_in_order():
-    import asyncio
-
-    from streams.agents.snowplow import NormalizerPool
-
-    headers = {"kind": "events", "received_at": T0.isoformat(), "request_id": "r", "event_index": "0,1"}
-    items = [(orjson.dumps([good_event(eid=f"{n:08x}-4b5a-4978-8695-a4b3c2d1e0f9"), good_event(e="zz")]),
-              headers, {"topic": "raw", "partition": n % 2, "offset": n}) for n in range(7)]
-
-    async def both() -> tuple:
-        in_worker, children = NormalizerPool(0, SnowplowNormalizer(REGISTRY, KEY)), NormalizerPool(
-            2, SnowplowNormalizer(REGISTRY, KEY))
-        try:
-            return await in_worker(items), await children(items)
-        finally:
-            children.close()
-
-    local, remote = asyncio.run(both())
-
-    def per_partition(batch) -> dict[int, list]:  # a slice per process: chunks are cut per slice
-        out: dict[int, list] = {}
-        for partition, chunk in batch.chunks:
-            out.setdefault(partition, []).extend(orjson.loads(chunk))
-        return out
-
-    assert per_partition(remote) == per_partition(local)  # the same records, in order, per raw partition
-    assert [len(records) for records in per_partition(local).values()] == [4, 3]
-    assert [i for i, _ in remote.bad] == [i for i, _ in local.bad] == list(range(7))  # batch positions kept
-    assert [(b.stage, b.original, b.part) for _, b in remote.bad] == [(b.stage, b.original, b.part)
-                                                                       for _, b in local.bad]
-
-
-def test_a_dead_normalizer_process_is_replaced_and_the_batch_runs_again():
-    import asyncio
-    import os
-    import signal
-
-    from streams.agents.snowplow import NormalizerPool
-
-    headers = {"kind": "events", "received_at": T0.isoformat(), "request_id": "r", "event_index": "0"}
-    items = [(orjson.dumps([good_event()]), headers, {"topic": "raw", "partition": 0, "offset": 0})]
-
-    async def run() -> int:
-        pool = NormalizerPool(1, SnowplowNormalizer(REGISTRY, KEY))
-        try:
-            await pool(items)
-            for pid in list(pool._pool._processes):  # the child is killed from outside (OOM killer, operator)
-                os.kill(pid, signal.SIGKILL)
-            await asyncio.sleep(0.5)
-            return len((await pool(items)).chunks)
-        finally:
-            pool.close()
-
-    assert asyncio.run(run()) == 1
-
-
 # --- the idempotent writer, on the real engine -----------------------------------------------------------------
 
 
@@ -547,7 +492,7 @@ def test_writer_keeps_one_copy_of_exact_duplicates_and_reports_conflicts(tmp_pat
     retry = record(2, stm="1780000099000")  # same event, new stm: exact duplicate
     other = record(3, se_la="changed")  # same eid, other content: conflict
     second = record(4, eid="2f0e2d3c-4b5a-4978-8695-a4b3c2d1e0f9")
-    warehouse = ChdbWarehouse(tmp_path / "chdb")
+    warehouse = open_warehouse(Settings.from_env())
     try:
         migrate(warehouse)
         result = write_behavior_events(warehouse, [first, retry, other])

@@ -53,7 +53,7 @@ from streams.releases import (
     write_releases_csv,
 )
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 # --- gitlab_info -----------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def pipeline_run(kafka_bootstrap, settings):
 
 
 def _query(settings: Settings, sql: str):
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         return warehouse.query(sql).rows
     finally:
@@ -463,7 +463,7 @@ def test_every_check_lands_with_what_it_was_answered(pipeline_run, settings):
     parts = _query(settings, "SELECT version, major_version, minor_version, patch_version FROM fct_version_check")
     for version, major, minor, patch in parts:
         assert version.split("-")[0] == f"{major}.{minor}.{patch}"
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         counts = landed_counts(warehouse)
     finally:

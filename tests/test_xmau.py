@@ -24,7 +24,7 @@ from ping_model import open_warehouse as open_test_warehouse
 from streams.config import SCHEMAS_DIR
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import fleet_licenses, generate_fleet
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -123,11 +123,11 @@ def seed_releases() -> dict[int, date]:
     return releases
 
 
-def _snapshot(warehouse: ChdbWarehouse, model: Model) -> State:
+def _snapshot(warehouse: Warehouse, model: Model) -> State:
     return State(model, {view: warehouse.query(f"SELECT * FROM {view}").dicts() for view in VIEWS})
 
 
-def _apply_saas_hook(warehouse: ChdbWarehouse) -> tuple[list[dict], dict]:
+def _apply_saas_hook(warehouse: Warehouse) -> tuple[list[dict], dict]:
     """Add SaaS event metrics (migration 066 unions them into rpt_xmau_monthly), read the union back."""
     base = {"description": "", "operator": "OR", "events": [], "product_section": "dev", "product_group": "g",
             "metric_status": "active", "tier": [], "performance_indicator_type": [], "is_paid_gmau": 0,
@@ -416,7 +416,7 @@ def test_xmau_through_the_real_broker_path(kafka_bootstrap: str, tmp_path_factor
             worker.stop()
 
     asyncio.run(pipeline())
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         releases = int(warehouse.query("SELECT count() FROM dim_app_release").scalar())
         xmau = warehouse.query("SELECT * FROM rpt_xmau_self_managed_monthly").dicts()

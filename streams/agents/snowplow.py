@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -299,67 +296,14 @@ def normalize_batch(normalize: SnowplowNormalizer, items: list[RawItem], first_i
     return NormalizedBatch(chunks, bad)
 
 
-_process_normalizer: SnowplowNormalizer | None = None
-
-
-def _start_normalizer_process(key: bytes) -> None:
-    global _process_normalizer
-    _process_normalizer = SnowplowNormalizer(Registry.from_dir(), key)
-
-
-def _normalize_in_process(items: list[RawItem], first_index: int) -> NormalizedBatch:
-    assert _process_normalizer is not None, "initializer did not run"
-    return normalize_batch(_process_normalizer, items, first_index)
-
-
-class NormalizerPool:
-    """Normalization in `processes` child processes (0: in the worker itself). The worker owns the engine
-    (one process per data directory), but normalizing is pure CPU: children take it off the worker's GIL.
-    A batch is cut into contiguous slices, one per process, and the results are put back in order."""
-
-    def __init__(self, processes: int, normalize: SnowplowNormalizer) -> None:
-        self.normalize, self.processes = normalize, processes
-        self._pool = self._start() if processes else None
-
-    def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_normalizer_process, initargs=(self.normalize.key,))
-
-    async def __call__(self, items: list[RawItem]) -> NormalizedBatch:
-        if self._pool is None:
-            return normalize_batch(self.normalize, items)
-        try:
-            return await self._in_children(self._pool, items)
-        except BrokenProcessPool:  # a child died (killed, out of memory): start new ones, run the batch again
-            log.error("a normalizer process died; starting %d new ones", self.processes)
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._start()
-            return await self._in_children(self._pool, items)
-
-    async def _in_children(self, pool: ProcessPoolExecutor, items: list[RawItem]) -> NormalizedBatch:
-        loop = asyncio.get_running_loop()
-        size = -(-len(items) // self.processes)
-        parts = await asyncio.gather(*(loop.run_in_executor(pool, _normalize_in_process, items[i:i + size], i)
-                                       for i in range(0, len(items), size)))
-        return NormalizedBatch([c for part in parts for c in part.chunks], [b for part in parts for b in part.bad])
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-
 def register(ctx: AgentContext) -> None:
     records_per_insert = max(1, ctx.settings.event_batch_size // NORMALIZE_BATCH)  # each record is a batch
     # Memory held per topic is bounded in records: two normalize steps of raw records (a request each), two
     # inserts of normalized ones (up to NORMALIZED_RECORD_BYTES each).
     raw_events = ctx.topic(TOPIC_RAW_SNOWPLOW, buffered=2 * NORMALIZE_BATCH)
     normalized_events = ctx.topic(TOPIC_NORMALIZED_SNOWPLOW, buffered=2 * records_per_insert)
-    normalize = NormalizerPool(ctx.settings.normalize_processes, SnowplowNormalizer(Registry.from_dir(), hash_key()))
+    normalize = SnowplowNormalizer(Registry.from_dir(), hash_key())
     warehouse, settings = ctx.warehouse, ctx.settings
-
-    @ctx.app.on_before_shutdown.connect
-    async def stop_normalizers(app: Any, **kwargs: Any) -> None:
-        normalize.close()
 
     async def send_bad_row(event: Any, bad: BadRow) -> Any:
         _, headers = dead_letter(event, SOURCE, bad.stage, bad.reason)
@@ -373,7 +317,7 @@ def register(ctx: AgentContext) -> None:
         async for events in stream.take_events(NORMALIZE_BATCH, within=0.5):
             items = [(as_bytes(e.value), event_headers(e), {"topic": e.message.topic, "partition": e.message.partition,
                                                              "offset": e.message.offset}) for e in events]
-            batch = await normalize(items)
+            batch = normalize_batch(normalize, items)
             pending = [await send_bad_row(events[index], bad) for index, bad in batch.bad]
             for partition, chunk in batch.chunks:  # the key keeps a raw partition's order on one normalized one
                 pending.append(await normalized_events.send(key=f"raw-partition-{partition}".encode(), value=chunk))
