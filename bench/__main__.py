@@ -15,13 +15,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import queries, service_ping, snowplow
+from bench import common, queries, service_ping, snowplow, warehouse_service
 from bench.common import Result
 from streams.config import PROJECT_ROOT, Settings
 from streams.kafka import kafka_cluster
 from streams.tables import format_table
+from streams.warehouse_service.process import WarehouseServiceProcess
 
-SUITES = {"service_ping": service_ping.run, "snowplow": snowplow.run, "queries": queries.run}
+SUITES = {"service_ping": service_ping.run, "snowplow": snowplow.run, "queries": queries.run,
+          "warehouse_service": warehouse_service.run}
 
 
 def progress(message: str) -> None:
@@ -44,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="denomas-bench-") as tmp:
         workdir = Path(tmp)
-        with kafka_cluster(Settings.from_env(data_dir=workdir / "broker")) as bootstrap:
+        service = WarehouseServiceProcess(Settings.from_env(data_dir=workdir / "warehouse", clickhouse_url=None))
+        with kafka_cluster(Settings.from_env(data_dir=workdir / "broker")) as bootstrap, service:
+            common.use_warehouse_service(service)  # every process of the suite reaches the engine through it
             for name in args.only or list(SUITES):
                 progress(f"suite {name}")
                 results += SUITES[name](bootstrap, workdir, args.quick, progress)

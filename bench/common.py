@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streams.config import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    from streams.warehouse_service.process import WarehouseServiceProcess
+
+SERVICE: WarehouseServiceProcess | None = None  # the suite's warehouse service (bench/__main__.py starts it)
+
+
+def use_warehouse_service(service: WarehouseServiceProcess) -> None:
+    """Point every Settings.from_env() of the suite, and every process it starts, at the warehouse service."""
+    global SERVICE
+    SERVICE = service
+    os.environ["CLICKHOUSE_URL"] = service.url
 
 
 @dataclass

@@ -26,7 +26,7 @@ from streams.enrich.pseudonym import hash_key
 from streams.enrich.snowplow import KIND_EVENTS, partition_key, request_records
 from streams.fleet_snowplow import PAYLOAD_DATA, generate_snowplow
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 BATCH = 10  # events per tracker request (the trackers' default buffer)
@@ -89,7 +89,7 @@ async def _publish_raw(bootstrap: str, topic: str, payloads: list[dict]) -> None
 
 @dataclass
 class Run:
-    processes: int  # normalizer processes beside the worker
+    workers: int  # worker processes in one consumer group
     agents_only: float  # events/s
     end_to_end: float  # events/s
     http_only: float  # events/s
@@ -98,17 +98,20 @@ class Run:
     faust_floor: float = 0.0
 
 
-async def _run(bootstrap: str, workdir: Path, count: int, processes: int, floors: bool, progress) -> Run:
+async def _run(bootstrap: str, workdir: Path, count: int, workers: int, floors: bool, progress) -> Run:
     stamp = int(time.time())
-    settings = Settings.from_env(data_dir=workdir / f"snowplow-{processes}", topic_prefix=f"benchsp{stamp}.",
-                                 app_id=f"benchsp-{stamp}", topic_partitions=2, normalize_processes=processes)
+    settings = Settings.from_env(data_dir=workdir / f"snowplow-{workers}", topic_prefix=f"benchsp{stamp}.",
+                                 app_id=f"benchsp-{stamp}", topic_partitions=2, worker_web_port=0,
+                                 warehouse_database=f"benchsp{stamp}")
     await ensure_topics(bootstrap, settings)
-    worker = WorkerProcess(settings, bootstrap)
+    running = [WorkerProcess(settings, bootstrap, log_path=settings.data_dir / f"worker-{n}.log")
+               for n in range(workers)]
     collector = RunningCollector(bootstrap, settings)
-    worker.start()
+    for worker in running:
+        worker.start()
     try:
         url = await collector.start()
-        progress(f"  worker with {processes} normalizer process(es): warming up")
+        progress(f"  {workers} worker process(es) in one consumer group: warming up")
         await _post_all(url, events(200, "warm"))
         await wait_until_landed(settings, bootstrap, timeout=300)
 
@@ -125,7 +128,7 @@ async def _run(bootstrap: str, workdir: Path, count: int, processes: int, floors
         await wait_until_landed(settings, bootstrap, timeout=900, topics=snowplow_agents.CONSUMED_TOPICS)
         agents_only = count / (time.perf_counter() - started)
         await wait_until_landed(settings, bootstrap, timeout=900)  # alerts and metrics too, before stopping
-        run = Run(processes, agents_only, end_to_end, count / http_done, 0)
+        run = Run(workers, agents_only, end_to_end, count / http_done, 0)
         if floors:
             raw_topic = settings.topic(TOPIC_RAW_SNOWPLOW)
             progress("  floors: aiokafka consume + parse, and a do-nothing Faust agent, over the same records")
@@ -133,8 +136,9 @@ async def _run(bootstrap: str, workdir: Path, count: int, processes: int, floors
             run.faust_floor = await faust_consume_parse_rate(bootstrap, raw_topic, 2 * count + 200, NORMALIZE_BATCH)
     finally:
         await collector.stop()
-        worker.stop()
-    warehouse = ChdbWarehouse(settings.chdb_path)
+        for worker in running:
+            worker.stop()
+    warehouse = open_warehouse(settings)
     try:
         run.stored = int(warehouse.query("SELECT count() FROM fct_behavior_structured_event FINAL").scalar())
     finally:
@@ -171,13 +175,13 @@ def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
     count = 5_000 if quick else 50_000
     progress("snowplow: the normalize step alone")
     normalize_result = bench_normalize(count // 5)
-    runs = [asyncio.run(_run(bootstrap, workdir, count, processes, processes == 0, progress)) for processes in (0, 1)]
+    runs = [asyncio.run(_run(bootstrap, workdir, count, workers, workers == 1, progress)) for workers in (1, 2)]
     floor, faust_floor = runs[0].floor, runs[0].faust_floor
     results = [normalize_result,
                Result("faust consume + parse, no work (framework floor)", faust_floor, "events/s", floor, "",
                       "a Faust agent with the worker's settings that only orjson.loads each record")]
     for r in runs:
-        processes = "1 process" if r.processes == 0 else f"worker + {r.processes} normalizer process"
+        processes = f"{r.workers} worker" + ("s" if r.workers > 1 else "")
         results += [
             Result(f"snowplow agents -> warehouse ({processes})", r.agents_only, "events/s", floor,
                    ">= 50% of consume + parse", f"{r.agents_only / faust_floor:.0%} of the Faust floor"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,12 +37,13 @@ def data_dir(tmp_path_factory):
     finally:
         wh.close()
     (root / "rules.yml").write_text(yaml.safe_dump(RULES))
+    (root / "database").write_text(os.environ["DENOMAS_WAREHOUSE_DATABASE"])  # where the CLI must look
     return root
 
 
 def _run(args: list[str], data_dir, monkeypatch, capsys) -> tuple[int, list[list[str]], str]:
     monkeypatch.setenv("DENOMAS_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("CLICKHOUSE_URL", raising=False)
+    monkeypatch.setenv("DENOMAS_WAREHOUSE_DATABASE", (data_dir / "database").read_text())  # the fixture's
     code = main(args)
     out = capsys.readouterr()
     return code, [line.split() for line in out.out.splitlines()], out.err

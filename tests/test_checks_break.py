@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fresh import fresh_warehouse
 
 from streams.checks.model import Catalog
 from streams.checks.runner import alert_events, format_run, run_checks, run_one
 from streams.checks.spec import FAIL, PASS, WARN, Check, load_checks
 from streams.config import Settings
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.warehouse import migrate
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 GOLDEN_UUID = "c8913d7e-f5fc-49ab-a542-972c6450fee0"
@@ -22,7 +23,7 @@ GOLDEN_AT = datetime(2026, 6, 5, 9, 3, 5, 427000, tzinfo=UTC)
 
 @pytest.fixture
 def warehouse(tmp_path):
-    wh = ChdbWarehouse(tmp_path / "chdb")
+    wh = fresh_warehouse(migrated=False)
     migrate(wh)
     yield wh
     wh.close()

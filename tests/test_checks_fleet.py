@@ -31,7 +31,7 @@ from streams.demo import DemoFleet, feed, wait_until_landed
 from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.reference import publish as publish_reference
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse
+from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -135,7 +135,7 @@ def test_metrics_move_during_the_stream_and_lag_drops_to_zero(streamed, fleet, s
 
 
 def read(settings: Settings, sql: str, params: dict | None = None):
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         return warehouse.query(sql, params).rows
     finally:
@@ -143,7 +143,7 @@ def read(settings: Settings, sql: str, params: dict | None = None):
 
 
 def test_every_check_passes_on_the_sample_fleet(streamed, settings, kafka_bootstrap):
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         run = run_checks(warehouse, settings, bootstrap=kafka_bootstrap)
     finally:
@@ -158,7 +158,8 @@ def test_every_check_passes_on_the_sample_fleet(streamed, settings, kafka_bootst
 
 def test_the_check_command_prints_stores_and_exits_zero(streamed, settings, kafka_bootstrap):
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DENOMAS_DATA_DIR": str(settings.data_dir),
-                        "DENOMAS_TOPIC_PREFIX": settings.topic_prefix, "DENOMAS_APP_ID": settings.app_id}
+                        "DENOMAS_TOPIC_PREFIX": settings.topic_prefix, "DENOMAS_APP_ID": settings.app_id,
+                        "DENOMAS_WAREHOUSE_DATABASE": settings.warehouse_database}
     done = subprocess.run([sys.executable, "-m", "streams.cli", "check", "--select", "source:service_ping",
                            "golden_*"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -201,7 +202,7 @@ def test_skipped_offsets_fail_completeness_and_a_stopped_worker_fails_freshness(
     freshness = next(c for c in checks if c.kind == "freshness")
     strict = replace(freshness, params=freshness.params | {"warn_after_minutes": 0.01, "error_after_minutes": 0.02})
     time.sleep(1.5)  # the worker stopped: nothing has landed since, the newest arrival ages past 1.2 s
-    warehouse = ChdbWarehouse(settings.chdb_path)
+    warehouse = open_warehouse(settings)
     try:
         run = run_checks(warehouse, settings, bootstrap=kafka_bootstrap, checks=checks + [strict])
     finally:

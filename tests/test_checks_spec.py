@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from fresh import fresh_warehouse
 
 from streams.checks.spec import Check, SpecError, load_checks
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.warehouse import migrate
 
 
 def test_every_dimensional_model_has_a_unique_grain_check(tmp_path):
-    warehouse = ChdbWarehouse(tmp_path / "chdb")
+    warehouse = fresh_warehouse(migrated=False)
     try:
         migrate(warehouse)
         models = {name for (name,) in warehouse.query(

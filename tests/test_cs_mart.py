@@ -232,10 +232,9 @@ def test_parquet_export_round_trips(mart):
     assert table.to_pylist() == rows
 
 
-def test_cli_export_writes_the_same_files(mart, tmp_path):
+def test_cli_export_writes_the_same_files(mart, tmp_path, module_database):
     _, rows, out, _ = mart
-    env = os.environ | {"DENOMAS_DATA_DIR": str(out / "data")}
-    env.pop("CLICKHOUSE_URL", None)
+    env = os.environ | {"DENOMAS_DATA_DIR": str(out / "data"), "DENOMAS_WAREHOUSE_DATABASE": module_database}
     for fmt in ("csv", "parquet"):
         target = tmp_path / f"cli.{fmt}"
         result = subprocess.run([sys.executable, "-m", "streams.cli", "export", "cs-mart", "--format", fmt,

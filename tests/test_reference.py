@@ -410,7 +410,6 @@ def test_compacted_topics_load_updates_and_tombstones_into_faust_tables_and_dims
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = os.environ | {"DENOMAS_DATA_DIR": str(data_dir)}
-    env.pop("CLICKHOUSE_URL", None)
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)
 
