@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.warehouse import DATABASE, Warehouse
+from streams.warehouse import Warehouse
 
 LAYERS = (
     ("raw_", "Raw: what arrived"),
@@ -71,15 +71,15 @@ def _materialized_view_comment(create_query: str, comments: dict[str, str]) -> s
 
 def catalog_objects(warehouse: Warehouse) -> list[CatalogObject]:
     found = warehouse.query(
-        "SELECT name, engine, comment, create_table_query FROM system.tables WHERE database = {db:String} "
-        "AND NOT startsWith(name, '.inner') ORDER BY name", {"db": DATABASE}).rows
+        "SELECT name, engine, comment, create_table_query FROM system.tables WHERE database = currentDatabase() "
+        "AND NOT startsWith(name, '.inner') ORDER BY name").rows
     comments = {name: comment for name, _, comment, _ in found}
     tables = [(name, engine, _materialized_view_comment(query, comments) if engine == "MaterializedView" and not comment
                else comment) for name, engine, comment, query in found]
     columns: dict[str, list[tuple[str, str, str]]] = {}
     for table, name, ch_type, comment in warehouse.query(
-            "SELECT table, name, type, comment FROM system.columns WHERE database = {db:String} "
-            "ORDER BY table, position", {"db": DATABASE}).rows:
+            "SELECT table, name, type, comment FROM system.columns WHERE database = currentDatabase() "
+            "ORDER BY table, position").rows:
         columns.setdefault(table, []).append((name, ch_type, comment))
     return [CatalogObject(name, engine, comment, columns.get(name, [])) for name, engine, comment in tables]
 

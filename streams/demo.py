@@ -7,11 +7,12 @@ Also the building blocks the integration tests use (send pings over HTTP, count 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import aiohttp
@@ -49,6 +50,7 @@ from streams.reference import publish as publish_reference
 from streams.tables import format_table
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, count_rows, open_warehouse
+from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.worker import WorkerProcess
 
 
@@ -263,18 +265,35 @@ def run_demo(settings: Settings, instances: int = 40, weeks: int = 12, seed: int
     rows = run_and_compare(settings, fleet)
     ok = all(expected == actual for _, expected, actual in rows)
     print(f"\n{'all numbers agree' if ok else 'MISMATCH'} ({time.monotonic() - started:.1f} s); "
-          f"warehouse in {settings.chdb_path if not settings.clickhouse_url else settings.clickhouse_url}")
+          f"warehouse data in {settings.chdb_path if not settings.clickhouse_url else settings.clickhouse_url}")
     return 0 if ok else 1
 
 
+@contextlib.contextmanager
+def warehouse_service(settings: Settings) -> Iterator[Settings]:
+    """The embedded warehouse service on settings.warehouse_port (a ClickHouse server or an already running service
+    when CLICKHOUSE_URL is set); yields the settings every process of the demo uses."""
+    if settings.clickhouse_url:
+        yield settings
+        return
+    with WarehouseServiceProcess(settings, port=settings.warehouse_port) as service:
+        print(f"warehouse (ClickHouse HTTP interface) at {service.url}: analysts connect here while it runs, e.g.\n"
+              f"  curl '{service.url}/?query=SELECT+count()+FROM+usage.fct_behavior_structured_event'\n"
+              f"  clickhouse_connect.get_client(host='127.0.0.1', port={service.port}, database='usage')")
+        yield replace(settings, clickhouse_url=service.url)
+
+
 def run_and_compare(settings: Settings, fleet: DemoFleet) -> list[tuple[str, int, int]]:
-    """Send `fleet` through the running system, stop it, print the agreement table and the marts; return the
-    table's rows."""
-    with kafka_cluster(settings) as bootstrap:
+    """Send `fleet` through the running system, print the agreement table and the marts; return the table's rows."""
+    with warehouse_service(settings) as settings, kafka_cluster(settings) as bootstrap:
         print(f"kafka at {bootstrap}")
-        reports = asyncio.run(_run_pipeline(settings, bootstrap, fleet))
-        checks_table, checks_failed = check_and_report(settings, bootstrap)  # completeness reads the broker
-    warehouse = open_warehouse(settings)
+        return _compare(settings, fleet, bootstrap)
+
+
+def _compare(settings: Settings, fleet: DemoFleet, bootstrap: str) -> list[tuple[str, int, int]]:
+    reports = asyncio.run(_run_pipeline(settings, bootstrap, fleet))
+    checks_table, checks_failed = check_and_report(settings, bootstrap)  # completeness reads the broker
+    warehouse = open_warehouse(settings)  # the live warehouse, through the service
     try:
         rows = comparison(fleet, reports, warehouse)
         table = [(name, expected, actual, "yes" if expected == actual else "NO") for name, expected, actual in rows]

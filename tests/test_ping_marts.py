@@ -20,7 +20,7 @@ from ping_model import Model, duplicate_rows, land, normalized_records, open_war
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import ping_id_for
 from streams.fleet import generate_fleet
-from streams.warehouse import DATABASE, Warehouse, load_migrations
+from streams.warehouse import Warehouse, load_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -85,11 +85,11 @@ def _declared_type_mismatches(warehouse: Warehouse) -> dict[str, list]:
     """Columns whose declared type differs from what the view's SELECT yields (a silent cast would hide bugs)."""
     found = {}
     for view in marts_views():
-        select = warehouse.query("SELECT as_select FROM system.tables WHERE database = {db:String} "
-                                 "AND name = {t:String}", {"db": DATABASE, "t": view}).scalar()
+        select = warehouse.query("SELECT as_select FROM system.tables WHERE database = currentDatabase() "
+                                 "AND name = {t:String}", {"t": view}).scalar()
         inner = dict(row[:2] for row in warehouse.query(f"DESCRIBE ({select})").rows)
-        declared = warehouse.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
-                                   "AND table = {t:String} ORDER BY position", {"db": DATABASE, "t": view}).rows
+        declared = warehouse.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                                   "AND table = {t:String} ORDER BY position", {"t": view}).rows
         wrong = [(name, kind, inner.get(name)) for name, kind in declared if inner.get(name) != kind]
         if wrong:
             found[view] = wrong

@@ -13,19 +13,18 @@ from typing import Any
 import orjson
 
 from streams.checks.spec import Check, Result, outcome
-from streams.warehouse import DATABASE, Warehouse
+from streams.warehouse import Warehouse
 
 
 class Catalog:
     """Engines and column types of the warehouse's tables (one lookup per run)."""
 
     def __init__(self, warehouse: Warehouse) -> None:
-        rows = warehouse.query("SELECT name, engine FROM system.tables WHERE database = {db:String}",
-                               {"db": DATABASE}).rows
+        rows = warehouse.query("SELECT name, engine FROM system.tables WHERE database = currentDatabase()").rows
         self.engines = dict(rows)
         self.types: dict[tuple[str, str], str] = {
             (t, c): ty for t, c, ty in warehouse.query(
-                "SELECT table, name, type FROM system.columns WHERE database = {db:String}", {"db": DATABASE}).rows}
+                "SELECT table, name, type FROM system.columns WHERE database = currentDatabase()").rows}
 
     def source(self, table: str) -> str:
         """`table` or `table FINAL`, as readers must query it; an unknown table is an error."""
