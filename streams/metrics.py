@@ -94,11 +94,15 @@ def observe_stored(source: str, records: Sequence[Any], now: datetime | None = N
     from streams.enrich.service_ping import parse_timestamp
 
     now = now or datetime.now(UTC)
-    for record in records:
-        text = _received(record)
+    flat = [item for record in records for item in (record if isinstance(record, list) else [record])]
+    for record in flat:  # a Snowplow record is a list of events
+        inner = record.get("receipt") if isinstance(record, dict) and "receipt" in record else record
+        text = _received(inner)
+        if text is None:
+            continue
         try:
             STORED_LATENCY.labels(source).observe(max(0.0, (now - parse_timestamp(text)).total_seconds()))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, AttributeError):
             continue
 
 

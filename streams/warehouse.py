@@ -10,6 +10,7 @@ User values always travel as bound parameters (`{name:Type}` placeholders), neve
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -199,6 +200,12 @@ class ServerWarehouse:
 
     def __init__(self, url: str, database: str = DATABASE) -> None:
         import clickhouse_connect
+        from clickhouse_connect import common
+
+        # Send settings the server lists as fixed for this connection's profile (e.g. `readonly` for a reader) rather
+        # than refusing them in the client: the server decides, as it does for every other client.
+        common.set_setting("invalid_setting_action", "send")
+        logging.getLogger("clickhouse_connect.driver.client").addFilter(_QUIET_SETTING_WARNINGS)
 
         parts = urlparse(url)
         connection = {"host": parts.hostname or "localhost", "port": parts.port or 8123,
@@ -240,6 +247,13 @@ class ServerWarehouse:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _quiet_setting_warnings(record: logging.LogRecord) -> bool:
+    return "readonly setting" not in record.getMessage()
+
+
+_QUIET_SETTING_WARNINGS = _quiet_setting_warnings
 
 
 def _jsonable(value: Any) -> Any:

@@ -279,12 +279,13 @@ async def sink_batches(ctx: AgentContext, stream: Any, source: str, write: Calla
             continue
         try:
             await write([record for _, record in decoded])
-            metrics.observe_stored(source, [record for _, record in decoded])
         except PoisonBatch:
             await _write_one_by_one(ctx, source, write, decoded)
         except Exception:  # a record of the wrong shape (write_with_retry retries every warehouse fault itself)
             log.exception("writing a %s batch failed; writing its records one by one", source)
             await _write_one_by_one(ctx, source, write, decoded)
+        else:
+            metrics.observe_stored(source, [record for _, record in decoded])
 
 
 async def _write_one_by_one(ctx: AgentContext, source: str, write: Callable[[list[Any]], Any],
