@@ -215,6 +215,7 @@ class ServerWarehouse:
         admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
         admin.close()
         self._client = clickhouse_connect.get_client(**connection, database=database)
+        self.database = database
         self._lock = threading.Lock()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:

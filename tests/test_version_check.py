@@ -510,6 +510,7 @@ def test_worker_seeds_the_release_table_and_the_cli_loads_more(pipeline_run, set
     assert {(v, d, bool(s)) for v, d, s in _query(settings, query)} == seed
 
     monkeypatch.setenv("DENOMAS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("DENOMAS_WAREHOUSE_DATABASE", settings.warehouse_database)  # the pipeline's warehouse
     monkeypatch.delenv("DENOMAS_RELEASES_CSV", raising=False)
     bad = tmp_path / "bad.csv"
     bad.write_text("version,release_date,is_security\n18.12.0,2027-07-01,false\n18.12,2027-07-02,false\n")

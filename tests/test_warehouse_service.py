@@ -144,6 +144,14 @@ def test_server_warehouse_migrates_and_round_trips(service: WarehouseServiceProc
         warehouse.close()
 
 
+def test_an_empty_result_still_names_its_columns(service: WarehouseServiceProcess) -> None:
+    """A ClickHouse server sends a header block for an empty Native result; clients read column names from it."""
+    ch = client(service)
+    result = ch.query("SELECT 1 AS x, toString({s:String}) AS y WHERE 0", parameters={"s": "a"})
+    assert (result.column_names, result.result_rows) == (("x", "y"), [])
+    ch.close()
+
+
 def test_parameters_too_long_for_a_url_travel_as_a_form(service: WarehouseServiceProcess) -> None:
     """clickhouse-connect moves the query and long `param_*` values into a form body; ClickHouse accepts both."""
     ids = [f"id-{n:05d}" for n in range(3000)]

@@ -193,6 +193,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         warehouse.close()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DENOMAS_DATA_DIR", str(data_dir))
+        patch.setenv("DENOMAS_WAREHOUSE_DATABASE", warehouse.database)  # the CLI reads what was loaded above
         result.cli["xmau"] = _cli("show", "rpt_xmau_monthly", "--scope", "UMAU", "--from", "2026-07", "--to", "2026-08")
         result.cli["lag"] = _cli("show", "rpt_version_lag_account_monthly", "--scope", "0014acct0001")
         result.cli["list"] = _cli("show")

@@ -172,6 +172,35 @@ async def _fields(request: web.Request) -> Mapping[str, str]:
     return fields
 
 
+_TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+\w+\s*$")
+
+
+def _native_header(conn: Connection, statement: Statement) -> bytes:
+    """An empty result in Native format as a ClickHouse server sends it: one block with the columns' names and types
+    and no rows (the embedded engine writes nothing; clients read the column names from this block). The columns
+    come from the engine's DESCRIBE of the statement (its canonical text, without its FORMAT clause)."""
+    try:
+        described = conn.run(f"DESCRIBE ({_TRAILING_FORMAT.sub('', statement.formatted)})", "JSONCompact",
+                             statement.params).body
+        columns = [(row[0], row[1]) for row in orjson.loads(described)["data"]]
+    except (ClickHouseError, RuntimeError, ValueError, KeyError):
+        return b""  # a statement DESCRIBE cannot take (e.g. SHOW ...): as before, no block
+    out = bytearray(_leb128(len(columns)) + _leb128(0))
+    for name, kind in columns:
+        for text in (name.encode(), kind.encode()):
+            out += _leb128(len(text)) + text
+    return bytes(out)
+
+
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def _credentials(request: web.Request) -> tuple[str, str, bool]:
     """(user, password, given): basic auth, X-ClickHouse-User/Key headers, or user/password parameters."""
     header = request.headers.get("Authorization", "")
@@ -364,7 +393,10 @@ class WarehouseHTTP:
 
     def _run(self, conn: Connection, req: QueryRequest, statement: Statement, fmt: str) -> Result:
         with conn.context(req.database, req.settings):
-            return conn.run(statement.text, fmt, statement.params)
+            result = conn.run(statement.text, fmt, statement.params)
+            if fmt == "Native" and not result.body and statement.reads_only:
+                result.body = _native_header(conn, statement)
+            return result
 
     async def _insert(self, req: QueryRequest, statement: Statement, data: bytes, body: _Body) -> Result:
         """The data goes to a temporary file first, so the writer is held only while the engine inserts."""
