@@ -34,12 +34,19 @@ import orjson
 
 from streams.agents import event_metrics as event_metrics_agent
 from streams.collector import RunningCollector
-from streams.config import Settings
+from streams.config import (
+    TOPIC_NORMALIZED_SERVICE_PING,
+    TOPIC_NORMALIZED_SNOWPLOW,
+    TOPIC_RAW_SERVICE_PING,
+    TOPIC_RAW_SNOWPLOW,
+    Settings,
+)
 from streams.demo import send_pings, wait_until_landed
 from streams.enrich.event_metrics import EventMetric, load_event_metrics
 from streams.enrich.pseudonym import HASH_KEY_ENV
 from streams.fleet import GeneratedPing
 from streams.fleet_snowplow import PAYLOAD_DATA, GeneratedEvent, SnowplowFleet, tracker_batches
+from streams.kafka import OffsetProbe
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, migrate, open_warehouse
 from streams.worker import WorkerProcess
@@ -48,6 +55,9 @@ HASH_KEY = "faults-hash-key"  # DENOMAS_HASH_KEY for the worker: user hashes are
 # Tables whose parts an insert of the Snowplow or Service Ping sinks writes (facts and what is derived from them).
 WATCHED_TABLES = ("fct_behavior_structured_event", "agg_behavior_event_daily", "agg_behavior_active_daily",
                   "fct_ping_instance", "fct_ping_instance_metric", "dim_installation")
+
+# Where an event or ping waits until it is stored: raw (not normalized yet) or normalized (not stored yet).
+STORED_TOPICS = (TOPIC_RAW_SNOWPLOW, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SERVICE_PING, TOPIC_NORMALIZED_SERVICE_PING)
 
 
 def fault_settings(data_dir: Path, name: str, **overrides: Any) -> Settings:
@@ -191,6 +201,11 @@ class Pipeline:
             except TimeoutError:
                 if time.monotonic() - started > timeout:
                     raise
+
+    async def lag(self, topics: Iterable[str]) -> int:
+        """Records of `topics` (unprefixed) that the worker has not acknowledged (committed) yet."""
+        async with OffsetProbe(self.bootstrap) as probe:
+            return await probe.group_lag(self.settings.app_id, [self.settings.topic(t) for t in topics])
 
     async def settle_metrics(self) -> None:
         """Give the leader's event-metric timer one full tick after the last insert (if the worker has one)."""
@@ -462,6 +477,7 @@ class Check:
     diffs: dict[str, list[tuple]]  # derived table -> cells that differ from the recomputation from the facts
     generator_diffs: dict[str, list[tuple]]  # recomputation from the generator's rows vs from the facts
     dead_letters: list[tuple]  # ((source, stage), stored, expected) where they differ: valid data dead-lettered?
+    expected_cells: dict[str, int] = field(default_factory=dict)  # non-zero cells each derived table must hold
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -523,6 +539,7 @@ def check_warehouse(warehouse: Warehouse, acks: Acks, fleet: SnowplowFleet | Non
                    if metric_counts.get(ping_id, 0) != len(ping.expected_metrics)]
 
     daily = Daily.of(facts)
+    expected_cells = {table: len(cells) for table, cells in daily.cells().items()}
     diffs = {table: cell_diffs(stored, daily.cells()[table], (0, 0)) for table, stored in read_daily(warehouse).items()}
     stored_metrics = read_metrics(warehouse)
     notes = []
@@ -532,10 +549,13 @@ def check_warehouse(warehouse: Warehouse, acks: Acks, fleet: SnowplowFleet | Non
         last = max([horizon] + [key[3] for key in stored_metrics])  # rows past the horizon must be right too
         want = expected_metrics(daily, list(load_event_metrics() if metrics is None else metrics), first, last)
         diffs["agg_event_metric_daily"] = cell_diffs(stored_metrics, want)
+        expected_cells["agg_event_metric_daily"] = len(want)
         notes.append(f"metric end days {first}..{horizon}: {len(want)} non-zero cells expected")
     else:
         diffs["agg_event_metric_daily"] = cell_diffs(stored_metrics, {})
-    diffs["dim_installation"] = cell_diffs(read_installations(warehouse), expected_installations(warehouse), None)
+    installations = expected_installations(warehouse)
+    diffs["dim_installation"] = cell_diffs(read_installations(warehouse), installations, None)
+    expected_cells["dim_installation"] = len(installations)
 
     generator_diffs = {}
     if fleet is not None:
@@ -557,7 +577,7 @@ def check_warehouse(warehouse: Warehouse, acks: Acks, fleet: SnowplowFleet | Non
         lost_pings=set(acks.pings) - set(ping_counts),
         doubled_pings=sum(n - 1 for n in ping_counts.values()),
         metric_rows=metric_rows, diffs=diffs, generator_diffs=generator_diffs,
-        dead_letters=cell_diffs(letters, expected_letters), notes=notes,
+        dead_letters=cell_diffs(letters, expected_letters), expected_cells=expected_cells, notes=notes,
     )
 
 
@@ -582,6 +602,7 @@ class Outcome:
     restart_to_write: list[float] = field(default_factory=list)  # per restart: seconds until the worker wrote again
     recover_seconds: float | None = None  # fault over (last restart, disk freed) -> every record landed
     worker_exits: int = 0  # times the worker died by itself (it is restarted, as a supervisor would)
+    lag_at_fault_end: int | None = None  # records not yet acknowledged (raw + normalized topics) as the fault ended
     notes: list[str] = field(default_factory=list)
 
 
@@ -713,6 +734,7 @@ async def run_warehouse_fault(bootstrap: str, workdir: Path, kind: str, fleet: S
             began = time.monotonic()
             await post_all(url, events_during, pings_during, acks)
             await asyncio.sleep(max(0.0, seconds - (time.monotonic() - began)))
+            outcome.lag_at_fault_end = await pipe.lag(STORED_TOPICS)
             fault.end()
             ended = time.monotonic()
             if not pipe.worker.alive():

@@ -53,6 +53,12 @@ def test_the_worker_survived_the_fault(faulted):
     assert faulted.worker_exits == 0, "\n".join(faulted.notes)
 
 
+def test_the_worker_did_not_acknowledge_what_it_could_not_store(faulted):
+    # Half of the records arrived during the fault: they cannot all have been stored, so some must still be
+    # unacknowledged (raw or normalized) when it ends.
+    assert faulted.lag_at_fault_end, f"lag {faulted.lag_at_fault_end} at the fault's end: acknowledged, not stored"
+
+
 def test_nothing_acknowledged_is_lost_or_doubled(faulted):
     check = faulted.check
     assert (len(check.lost_events), len(check.lost_pings)) == (0, 0), check.summary()
@@ -60,12 +66,14 @@ def test_nothing_acknowledged_is_lost_or_doubled(faulted):
     assert check.metric_rows == [], check.summary()
 
 
-def test_valid_data_is_not_dead_lettered(faulted):
+def test_dead_letters_are_exactly_the_invalid_records(faulted):
+    # more than expected: valid data dead-lettered; fewer: dead letters lost
     assert faulted.check.dead_letters == [], faulted.check.summary()
 
 
 def test_aggregates_are_exact_after_the_fault(faulted):
     check = faulted.check
+    assert all(check.expected_cells.get(table, 0) > 0 for table in check.diffs), check.expected_cells
     differing = {table: len(cells) for table, cells in check.diffs.items() if cells}
     assert differing == {}, check.summary()
     assert not any(check.generator_diffs.values()), check.summary()

@@ -1,8 +1,9 @@
 """Fault scenario: the worker SIGKILLed repeatedly while it writes (issue 10), at full size.
 
 50,000 Snowplow events and ~2,000 Service Pings through the collector in six portions; while the worker stores
-each of the first five it is SIGKILLed (inside a Snowplow insert, inside a Service Ping insert, then at random
-moments after it started writing) and restarted. tests/test_faults_worker_kill.py is the same at a smaller size.
+each of the first five it is SIGKILLed (while it writes a view target of a Snowplow insert, then of a Service Ping
+insert, then a fact part, then at random moments after it started writing) and restarted.
+tests/test_faults_worker_kill.py is the same at a smaller size.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from streams.fleet_snowplow import generate_snowplow
 from tests.faults_support import run_worker_kills
 
 SEED = 5
-TARGETS = ("fct_behavior_structured_event", "fct_ping_instance_metric", None, None, None)
+TARGETS = ("agg_behavior_active_daily", "dim_installation", "fct_behavior_structured_event", None, None)
 
 
 def worker_kill(env: FaultEnv) -> FaultResult:
