@@ -605,6 +605,11 @@ class Outcome:
     lag_at_fault_end: int | None = None  # records not yet acknowledged (raw + normalized topics) as the fault ended
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # what a failing test shows of its fixture
+        timings = ", ".join(f"{s:.1f}" for s in self.restart_to_write)
+        return (f"Outcome(kills={self.kills}, restart_to_write_s=[{timings}], recover_s={self.recover_seconds}, "
+                f"worker_exits={self.worker_exits}, lag_at_fault_end={self.lag_at_fault_end}, notes={self.notes})")
+
 
 def portions(items: Sequence, parts: int) -> list[list]:
     size = max(1, -(-len(items) // parts))
