@@ -1,23 +1,23 @@
-"""Event metrics in the warehouse: rolling 7/28-day windows from daily aggregate states.
+"""Event metrics in the warehouse: daily states recomputed from the facts, rolling 7/28-day windows from them.
 
-Materialized views (clickhouse/060, 061) keep one aggregate state per UTC day x scope (x event): an exact bitmap of
-user hashes and an event count. Everything here merges those states, so a query's cost depends on days x scopes
-(x events), never on raw event volume:
+Derived tables are exactly once whatever the moment of a crash (clickhouse/067): a daily state is a pure function of
+the facts of its day, recomputed rather than added to, so a redelivered batch or a worker killed mid-insert can
+leave a day pending, never counted twice or short:
 
-- ``refresh_event_metrics``: recompute ``agg_event_metric_daily`` for the window end days that the given event days
-  affect. A late event on day d changes the windows ending on d..d+27 (d..horizon for all-time totals), so exactly
-  those are rewritten; the newest computation replaces older rows (ReplacingMergeTree).
-  ``refresh_pending`` finds the days stored since its last run (agg_behavior_stored_day, a materialized view) and
-  calls it; the worker runs it on a timer (streams/agents/event_metrics.py). This is a function, not a refreshable
-  materialized view: a refreshable view recomputes every day of history on each tick, while this recomputes only
-  the end days touched since the last run, on chdb and a server alike, with definitions from YAML (no migration per
-  metric). ``refresh_after_insert`` is the same for a writer that wants to refresh right after its own insert.
+- ``mark_touched``: the sink records the event days of each batch it stored (after the facts insert returned).
+- ``refresh_pending``: recomputes the daily states (agg_behavior_event_daily, agg_behavior_active_daily: an exact
+  bitmap of user hashes and an event count per UTC day x scope (x event)) of every touched day from
+  fct_behavior_structured_event, then ``refresh_event_metrics`` recomputes ``agg_event_metric_daily`` for the window
+  end days those days affect (a late event on day d changes the windows ending on d..d+27, d..horizon for all-time
+  totals), then marks the days refreshed. The Snowplow sink runs it before it acks a batch; the worker's timer runs
+  it too (for other writers: replays, backfills, and the horizon moving with the date).
 - ``metric_series`` / ``active_users`` / ``active_users_28d``: per scope and day; subscription and account scopes
   join the namespace states to ``dim_namespace FINAL`` at query time, so late reference data applies to history.
 - ``saas_monthly_users_by_stage``: SaaS users per month x stage x group x metric, for xMAU.
 
 Windows are UTC days: the window ending on day D covers D-6..D (7d) or D-27..D (28d). End days are materialized up
-to the data horizon (newest event day, capped at today); a missing row means 0.
+to the data horizon (newest event day, capped at today); a missing row means 0. Metrics merge daily states, so a
+query's cost depends on days x scopes (x events), never on raw event volume.
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ def _states_sql(table: str, scope: str | None, event_columns: bool) -> str:
     dates = "a.behavior_date BETWEEN {src_lo:Date} AND {hi:Date}"
     if scope is None:
         return (f"SELECT a.behavior_date AS behavior_date, a.scope AS scope, a.scope_id AS scope_id, {events}"
-                f"a.users AS users, a.events AS events FROM {table} AS a WHERE {dates}")
+                f"a.users AS users, a.events AS events FROM {table} AS a FINAL WHERE {dates}")
     if scope in STORED_SCOPES:
         return (f"SELECT a.behavior_date AS behavior_date, a.scope AS scope, a.scope_id AS scope_id, {events}"
-                f"a.users AS users, a.events AS events FROM {table} AS a WHERE a.scope = {{scope:String}} AND {dates}")
+                f"a.users AS users, a.events AS events FROM {table} AS a FINAL "
+                f"WHERE a.scope = {{scope:String}} AND {dates}")
     column = ROLLUP_SCOPES[scope]
     return (f"SELECT a.behavior_date AS behavior_date, {{scope:String}} AS scope, m.rollup_id AS scope_id, {events}"
-            f"a.users AS users, a.events AS events FROM {table} AS a "
+            f"a.users AS users, a.events AS events FROM {table} AS a FINAL "
             f"INNER JOIN (SELECT toString(namespace_id) AS namespace_key, {column} AS rollup_id "
             f"FROM dim_namespace FINAL WHERE {column} != '') AS m ON a.scope_id = m.namespace_key "
             f"WHERE a.scope = 'namespace' AND {dates}")
@@ -286,25 +287,78 @@ def refresh_event_metrics(warehouse: Warehouse, touched_days: Iterable[date],
     return sum((hi - lo).days + 1 for lo, hi in merge_ranges(rolling + totals))
 
 
-def refresh_pending(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None,
-                    margin: timedelta = timedelta(seconds=10), today: date | None = None) -> int:
-    """Refresh for every event day stored since the last refresh_pending (what the worker's timer calls).
+def mark_touched(warehouse: Warehouse, days: Iterable[date]) -> None:
+    """Record that events of these days were stored. Call after the facts insert returned (so the facts are visible
+    at touched_at), for every record of the batch, also those skipped as already stored: a batch redelivered after
+    a crash then still marks its days."""
+    days = sorted(set(days))
+    if days:
+        warehouse.execute(
+            "INSERT INTO agg_behavior_day_status (behavior_date, touched_at, refreshed_from) "
+            "SELECT toDate(arrayJoin(JSONExtract({days:String}, 'Array(String)'))), now64(3, 'UTC'), "
+            "toDateTime64(0, 3, 'UTC')", {"days": orjson.dumps([d.isoformat() for d in days]).decode()})
 
-    agg_behavior_stored_day (a materialized view) tells when each day's events were last stored, by the engine's
-    clock, whoever stored them; the refresh log keeps how far the previous run got. Days stored within ``margin``
-    before that are taken again, for inserts that were still being committed then (recomputing is idempotent).
-    A failed refresh logs nothing, so the next run takes the same days again.
+
+def mark_all_touched(warehouse: Warehouse) -> None:
+    """Mark every stored event day pending, e.g. after facts were loaded by hand or a table was rebuilt."""
+    warehouse.execute("INSERT INTO agg_behavior_day_status (behavior_date, touched_at, refreshed_from) "
+                      "SELECT DISTINCT behavior_date, now64(3, 'UTC'), toDateTime64(0, 3, 'UTC') "
+                      "FROM fct_behavior_structured_event")
+
+
+def pending_days(warehouse: Warehouse) -> list[date]:
+    rows = warehouse.query("SELECT behavior_date FROM agg_behavior_day_status GROUP BY behavior_date "
+                           "HAVING max(touched_at) > max(refreshed_from) ORDER BY behavior_date").rows
+    return [d for d in (_date_or_none(row[0]) for row in rows) if d is not None]
+
+
+# The daily states of one day range, recomputed from the facts (each event once per scope: prep_behavior_event_scope).
+# computed_at is the statement's start, when it reads the facts: of two recomputes of a day, the later one read more.
+_DAILY_STATES_SQL = {
+    "agg_behavior_event_daily": """
+INSERT INTO agg_behavior_event_daily
+    (behavior_date, scope, scope_id, event_category, event_action, users, events, computed_at)
+SELECT behavior_date, scope, scope_id, event_category, event_action,
+       groupBitmapStateIf(user_hash, user_hash != 0), toUInt64(count()), now64(3, 'UTC')
+FROM prep_behavior_event_scope
+WHERE behavior_date BETWEEN {lo:Date} AND {hi:Date} AND event_type = 'struct' AND event_action != ''
+GROUP BY behavior_date, scope, scope_id, event_category, event_action""",
+    "agg_behavior_active_daily": """
+INSERT INTO agg_behavior_active_daily (behavior_date, scope, scope_id, users, events, computed_at)
+SELECT behavior_date, scope, scope_id, groupBitmapStateIf(user_hash, user_hash != 0), toUInt64(count()),
+       now64(3, 'UTC')
+FROM prep_behavior_event_scope
+WHERE behavior_date BETWEEN {lo:Date} AND {hi:Date}
+GROUP BY behavior_date, scope, scope_id""",
+}
+
+
+def recompute_daily_states(warehouse: Warehouse, days: Iterable[date]) -> None:
+    for lo, hi in _chunks(merge_ranges((d, d) for d in days)):
+        for sql in _DAILY_STATES_SQL.values():
+            warehouse.execute(sql, {"lo": _day(lo), "hi": _day(hi)})
+
+
+def refresh_pending(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None,
+                    today: date | None = None) -> int:
+    """Bring every derived behavior table up to date with the facts; return the metric end days recomputed.
+
+    The days touched since their last recompute (agg_behavior_day_status) get their daily states recomputed from the
+    facts, then the 7/28-day metrics of the end days those days affect, then the days are marked refreshed as of
+    the start of this run. Safe to run at any time, concurrently and repeatedly, and to be killed anywhere: a day
+    stays pending until all of it is written, and every step recomputes from what is stored instead of adding to it.
     """
-    read_at = _timestamp(warehouse.query("SELECT now64(3, 'UTC')").scalar())
-    previous = warehouse.query("SELECT max(stored_through) FROM agg_event_metric_refresh").scalar()
-    since = _timestamp(previous) - margin if previous else _EPOCH
-    rows = warehouse.query(
-        "SELECT behavior_date FROM agg_behavior_stored_day GROUP BY behavior_date "
-        "HAVING max(last_stored_at) > {since:DateTime64(3, 'UTC')}", {"since": _format_ts(since)}).rows
-    days = [d for d in (_date_or_none(row[0]) for row in rows) if d is not None]
-    if not days:
-        return 0
-    return refresh_event_metrics(warehouse, days, metrics, today, stored_through=read_at)
+    started = _format_ts(_timestamp(warehouse.query("SELECT now64(3, 'UTC')").scalar()))
+    days = pending_days(warehouse)
+    recompute_daily_states(warehouse, days)
+    end_days = refresh_event_metrics(warehouse, days, metrics, today, stored_through=_timestamp(started))
+    if days:
+        warehouse.execute(
+            "INSERT INTO agg_behavior_day_status (behavior_date, touched_at, refreshed_from) "
+            "SELECT toDate(arrayJoin(JSONExtract({days:String}, 'Array(String)'))), toDateTime64(0, 3, 'UTC'), "
+            "toDateTime64({started:String}, 3, 'UTC')",
+            {"days": orjson.dumps([d.isoformat() for d in days]).decode(), "started": started})
+    return end_days
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -318,15 +372,6 @@ def _timestamp(value: Any) -> datetime:
 
 def _format_ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def refresh_after_insert(warehouse: Warehouse, rows: Iterable[dict[str, Any]],
-                         metrics: Sequence[EventMetric] | None = None) -> int:
-    """The sink's hook, called after each batch was stored and before it is acked: refresh for the behavior_date of
-    every row of the batch. Pass all rows, also the ones skipped as already stored: a batch retried after its insert
-    succeeded (or redelivered after a crash) then still refreshes its days."""
-    days = {_date_or_none(row["behavior_date"]) for row in rows}
-    return refresh_event_metrics(warehouse, [d for d in days if d is not None], metrics)
 
 
 def rebuild_event_metrics(warehouse: Warehouse, metrics: Sequence[EventMetric] | None = None,

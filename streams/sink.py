@@ -12,8 +12,8 @@ from datetime import date, datetime
 from typing import Any
 
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import ATTRIBUTE_FIELDS, parse_timestamp
-from streams.warehouse import Warehouse
+from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER, parse_timestamp
+from streams.warehouse import RowsRefused, Warehouse
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -64,7 +64,7 @@ def metric_columns(records: Sequence[dict]) -> dict[str, list[Any]]:
     """fct_ping_instance_metric rows of several normalized pings, column-wise (ready for one insert)."""
     columns: dict[str, list[Any]] = {name: [] for name in ("ping_id", "installation_id", "recorded_at",
                                                          "metrics_path", "metric_value", "error_value",
-                                                         *ATTRIBUTE_FIELDS)}
+                                                         "value_kind", "value_text", *ATTRIBUTE_FIELDS)}
     for record in records:
         ping, metrics = record["ping"], record["metrics"]
         count = len(metrics["metrics_path"])
@@ -73,11 +73,27 @@ def metric_columns(records: Sequence[dict]) -> dict[str, list[Any]]:
         columns["recorded_at"] += [_ts(ping["recorded_at"])] * count
         for name in ("metrics_path", "metric_value", "error_value"):
             columns[name] += metrics[name]
+        kinds, texts = value_kinds(metrics)
+        columns["value_kind"] += kinds
+        columns["value_text"] += texts
         by_id = {attribute_id: attrs for attribute_id, attrs in metrics["attributes"]}
         picked = [by_id[i] for i in metrics["attribute_id"]]
         for position, name in enumerate(ATTRIBUTE_FIELDS):
             columns[name] += [attrs[position] for attrs in picked]
     return columns
+
+
+def value_kinds(metrics: dict) -> tuple[list[str], list[str]]:
+    """value_kind and value_text of each metric row: number unless flagged (records normalized before flags
+    existed carry none: their error markers are known from error_value)."""
+    count = len(metrics["metrics_path"])
+    kinds, texts = [NUMBER] * count, [""] * count
+    flags = metrics.get("flags")
+    if flags is None:
+        flags = [[index, ERROR_MARKER, ""] for index, error in enumerate(metrics["error_value"]) if error]
+    for index, kind, text in flags:
+        kinds[index], texts[index] = kind, text
+    return kinds, texts
 
 
 def raw_row(record: dict) -> dict:
@@ -89,21 +105,56 @@ def raw_row(record: dict) -> dict:
     }
 
 
+def piece_row(record: dict) -> dict:
+    """A raw_service_ping_part row: one part's slice of the original payload."""
+    source, part = record["source"], record["part"]
+    return {"ping_id": record["ping"]["ping_id"], "kafka_partition": source["partition"],
+            "kafka_offset": source["offset"], "part": part["index"], "parts": part["count"],
+            "piece": record["raw"].encode()}
+
+
+def assembled(warehouse: Warehouse, last_part: dict) -> dict:
+    """The whole ping (its raw payload joined from every stored piece) that `last_part` completes."""
+    source, count = last_part["source"], last_part["part"]["count"]
+    rows = warehouse.query(
+        "SELECT part, piece FROM raw_service_ping_part FINAL WHERE ping_id = {ping:UInt64} "
+        "AND kafka_partition = {partition:UInt32} AND kafka_offset = {offset:UInt64} ORDER BY part",
+        {"ping": last_part["ping"]["ping_id"], "partition": source["partition"], "offset": source["offset"]}).rows
+    if [int(part) for part, _ in rows] != list(range(count)):
+        raise RowsRefused(f"ping {last_part['ping']['ping_id']}: {len(rows)} of its {count} parts are stored")
+    return last_part | {"raw": "".join(piece for _, piece in rows)}
+
+
 def write_pings(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
-    """Write normalized pings; return how many pings and metric rows were new.
+    """Write normalized pings (whole, or cut into parts); return how many pings and metric rows were new.
 
     Order matters for crash safety: metrics and raw first, the ping row last. A ping counts as stored
     only once its fct_ping_instance row exists, so a crash in between leads to a full rewrite on
-    redelivery (and the Replacing tables collapse the partial copy).
+    redelivery (and the Replacing tables collapse the partial copy). A ping in parts (consecutive on one
+    partition, maybe over several batches) stores each part's metric rows and payload piece as it comes; its
+    last part joins the pieces into raw_service_ping and then writes the ping row.
     """
-    by_id = list({r["ping"]["ping_id"]: r for r in reversed(records)}.values())  # first copy wins
-    stored = existing_ids(warehouse, "fct_ping_instance", "ping_id", [r["ping"]["ping_id"] for r in by_id])
-    fresh = [r for r in by_id if r["ping"]["ping_id"] not in stored]
+    unique = list({_copy_key(r): r for r in reversed(records)}.values())  # first copy wins
+    stored = existing_ids(warehouse, "fct_ping_instance", "ping_id", [r["ping"]["ping_id"] for r in unique])
+    fresh = [r for r in unique if r["ping"]["ping_id"] not in stored]
     metrics = metric_columns(fresh)
     warehouse.insert_columns("fct_ping_instance_metric", metrics)
-    warehouse.insert("raw_service_ping", [raw_row(r) for r in fresh])
-    warehouse.insert("fct_ping_instance", [ping_row(r["ping"]) for r in fresh])
-    return {"pings": len(fresh), "metric_rows": len(metrics["metrics_path"]), "duplicates": len(records) - len(fresh)}
+    parts = [r for r in fresh if "part" in r]
+    warehouse.insert("raw_service_ping_part", [piece_row(r) for r in parts])
+    whole = [r for r in fresh if "part" not in r]
+    whole += [assembled(warehouse, r) for r in parts if r["part"]["index"] == r["part"]["count"] - 1]
+    whole = list({r["ping"]["ping_id"]: r for r in reversed(whole)}.values())  # first copy wins
+    warehouse.insert("raw_service_ping", [raw_row(r) for r in whole])
+    warehouse.insert("fct_ping_instance", [ping_row(r["ping"]) for r in whole])
+    return {"pings": len(whole), "metric_rows": len(metrics["metrics_path"]), "duplicates": len(records) - len(fresh)}
+
+
+def _copy_key(record: dict) -> tuple:
+    """Copies of one ping collapse to the first; the parts of one raw record stay apart."""
+    part = record.get("part")
+    if part is None:
+        return (record["ping"]["ping_id"],)
+    return record["ping"]["ping_id"], record["source"]["partition"], record["source"]["offset"], part["index"]
 
 
 def write_ping_errors(warehouse: Warehouse, reports: Sequence[dict]) -> int:

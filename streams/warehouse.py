@@ -10,7 +10,6 @@ User values always travel as bound parameters (`{name:Type}` placeholders), neve
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -162,14 +161,14 @@ class ChdbWarehouse:
         return self.insert_arrow(table, columns_to_arrow(columns, self._types(_check_identifier(table))))
 
     def insert_arrow(self, table: str, tbl: pa.Table) -> int:
-        buf = io.BytesIO()
-        with pa.ipc.new_stream(buf, tbl.schema) as writer:
-            writer.write_table(tbl)
+        """Insert through SQL (`INSERT ... SELECT * FROM Python(table)`), which raises when the engine cannot
+        write. chdb's streaming insert (send_insert ... finish) reported rows as written and raised nothing on a
+        full disk or a CHECK violation (issue 10), so it is not used."""
+        arrow_rows = tbl  # noqa: F841 -- the engine's Python() table function reads this local by name
         columns = ", ".join(tbl.column_names)
-        with self._lock, self._session.send_insert(f"INSERT INTO {_check_identifier(table)} ({columns})",
-                                                   "ArrowStream") as ins:
-            ins.append(buf.getvalue())
-            ins.finish()
+        with self._lock:
+            self._session.query(f"INSERT INTO {_check_identifier(table)} ({columns}) SELECT * FROM Python(arrow_rows)",
+                                "Null")
         return tbl.num_rows
 
     def _types(self, table: str) -> dict[str, str]:
@@ -195,31 +194,32 @@ class ChdbWarehouse:
 
 
 class ServerWarehouse:
-    """A ClickHouse server through clickhouse-connect (CLICKHOUSE_URL=http://user:pass@host:8123)."""
+    """A ClickHouse server through clickhouse-connect (CLICKHOUSE_URL=http://user:pass@host:8123), or the embedded
+    engine's warehouse service, which speaks the same protocol. `database` defaults to the project's."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, database: str = DATABASE) -> None:
         import clickhouse_connect
 
         parts = urlparse(url)
-        admin = clickhouse_connect.get_client(
-            host=parts.hostname or "localhost", port=parts.port or 8123, username=parts.username or "default",
-            password=parts.password or "", secure=parts.scheme == "https",
-        )
-        admin.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        connection = {"host": parts.hostname or "localhost", "port": parts.port or 8123,
+                      "username": parts.username or "default", "password": parts.password or "",
+                      "secure": parts.scheme == "https"}
+        admin = clickhouse_connect.get_client(**connection)
+        admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
         admin.close()
-        self._client = clickhouse_connect.get_client(
-            host=parts.hostname or "localhost", port=parts.port or 8123, username=parts.username or "default",
-            password=parts.password or "", secure=parts.scheme == "https", database=DATABASE,
-        )
+        self._client = clickhouse_connect.get_client(**connection, database=database)
         self._lock = threading.Lock()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         with self._lock:
             self._client.command(sql, parameters=dict(params) if params else None)
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def query(self, sql: str, params: Mapping[str, Any] | None = None,
+              settings: Mapping[str, Any] | None = None) -> QueryResult:
+        """`settings` travel as settings of the request (e.g. readonly=1), never as text added to the SQL."""
         with self._lock:
-            result = self._client.query(sql, parameters=dict(params) if params else None)
+            result = self._client.query(sql, parameters=dict(params) if params else None,
+                                        settings=dict(settings) if settings else None)
         rows = [tuple(_jsonable(v) for v in row) for row in result.result_rows]
         return QueryResult(list(result.column_names), rows, int(result.summary.get("read_rows", 0)))
 
@@ -319,3 +319,55 @@ def count_rows(warehouse: Warehouse, table: str, final: bool = True) -> int:
     """Row count as queries see it: FINAL collapses not-yet-merged duplicates of Replacing tables."""
     suffix = " FINAL" if final else ""
     return int(warehouse.query(f"SELECT count() FROM {_check_identifier(table)}{suffix}").scalar())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Failed writes: the rows' fault or the warehouse's?
+#
+# A batch is dead-lettered only when the engine says the rows themselves are unusable; every other failure (a full
+# or read-only disk, an unreachable server, memory, too many parts, anything unknown) is the warehouse's and is
+# retried until it passes, so nothing valid is lost. The price: a deterministic failure that is not a data error
+# holds its partition, visible in the worker's log and /health, rather than losing data silently.
+
+# ClickHouse error codes that mean "these rows cannot be stored as they are".
+DATA_ERROR_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    469,  # VIOLATED_CONSTRAINT
+})
+_ERROR_CODE = re.compile(r"Code: (\d+)")
+
+
+class RowsRefused(ValueError):
+    """Raised by a writer for rows it cannot store as they are (e.g. a ping's last part whose earlier parts are
+    missing): a data error, so the records are isolated and dead-lettered instead of retried."""
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code in an engine or server exception, if any."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    match = _ERROR_CODE.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when retrying cannot help because the rows are wrong: the engine refused them with a data error, or
+    they could not even be built or converted to the table's column types on our side (Python errors: a warehouse
+    fault never raises those)."""
+    if isinstance(exc, RowsRefused | pa.ArrowInvalid | pa.ArrowTypeError | pa.ArrowNotImplementedError | OverflowError
+                  | TypeError | KeyError | IndexError | AttributeError):
+        return True
+    return error_code(exc) in DATA_ERROR_CODES

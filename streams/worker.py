@@ -51,6 +51,7 @@ class WorkerProcess:
             "DENOMAS_TOPIC_PARTITIONS": str(self.settings.topic_partitions),
             "DENOMAS_TOPIC_PREFIX": self.settings.topic_prefix,
             "DENOMAS_APP_ID": self.settings.app_id,
+            "DENOMAS_WORKER_PORT": str(self.settings.worker_web_port),
             "DENOMAS_NORMALIZE_PROCESSES": str(self.settings.normalize_processes),
         }
         if self.settings.clickhouse_url:

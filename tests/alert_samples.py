@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from streams.enrich.service_ping import stable_id
+from streams.event_metrics import mark_touched, refresh_pending
 from streams.warehouse import ChdbWarehouse
 
 UMAU = "usage_activity_by_stage_monthly.manage.events"
@@ -121,8 +122,8 @@ def insert_seat_links(wh: ChdbWarehouse) -> None:
 
 
 def insert_events(wh: ChdbWarehouse) -> None:
-    """Structured SaaS events of namespaces 7 and 8 (the materialized views fill the daily bitmaps), and both
-    namespaces belonging to subscription sub-9."""
+    """Structured SaaS events of namespaces 7 and 8 (stored as the Snowplow sink does: facts, touched days, then
+    the daily bitmaps recomputed), and both namespaces belonging to subscription sub-9."""
     events = []
     for namespace, days in EVENT_DAYS.items():
         for day_index in range(days):
@@ -133,6 +134,8 @@ def insert_events(wh: ChdbWarehouse) -> None:
                                "behavior_date": day, "user_hash": user, "namespace_id": namespace,
                                "ultimate_parent_namespace_id": namespace, "realm": "saas"})
     wh.insert("fct_behavior_structured_event", events)
+    mark_touched(wh, {e["behavior_date"] for e in events})
+    refresh_pending(wh)
     now = datetime(2026, 11, 1, tzinfo=UTC)
     wh.insert("dim_namespace", [
         {"namespace_id": 7, "dim_subscription_id": "sub-9", "updated_at": now, "is_deleted": 0},

@@ -169,7 +169,8 @@ class Model:
         self.reference = reference
         self.releases = releases or {}  # major*100+minor -> first release date
         self.months = sorted({p.month for p in self.pings})
-        self._definitions = {path: dictionary.lookup(path) for p in self.pings for path in p.metrics}
+        # A row is a defined metric when the dictionary has exactly its path (the reference's exact join).
+        self._definitions = {path: dictionary.get(path) for p in self.pings for path in p.metrics}
 
     # -- definitions -------------------------------------------------------------------------------
 

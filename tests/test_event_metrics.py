@@ -1,4 +1,4 @@
-"""Event metrics on the real engine: daily states (materialized views), rolling 7/28-day windows, totals,
+"""Event metrics on the real engine: daily states (recomputed from the facts), rolling 7/28-day windows, totals,
 indicators, power users, SaaS usage per namespace and xMAU rows, all compared with plain Python over the raw events.
 
 Rows go straight into fct_behavior_structured_event through the Warehouse API (the Snowplow pipeline is built
@@ -21,9 +21,9 @@ from streams.event_metrics import (
     active_users,
     active_users_28d,
     affected_end_days,
+    mark_touched,
     metric_series,
     rebuild_event_metrics,
-    refresh_after_insert,
     refresh_pending,
     saas_monthly_users_by_stage,
     sync_event_metric_definitions,
@@ -75,7 +75,7 @@ def open_migrated(path) -> ChdbWarehouse:
 
 def store_events(warehouse: Warehouse, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the contract promises the Snowplow sink does: an event_id already stored (or seen earlier in the same
-    batch) is dropped before the insert, so the materialized views never see a duplicate."""
+    batch) is dropped before the insert, then the batch's days are marked for the derived tables' refresh."""
     ids = orjson.dumps(sorted({row["event_id"] for row in batch})).decode()
     stored = {r[0] for r in warehouse.query(
         "SELECT event_id FROM fct_behavior_structured_event WHERE event_id IN "
@@ -85,6 +85,7 @@ def store_events(warehouse: Warehouse, batch: list[dict[str, Any]]) -> list[dict
         if row["event_id"] not in stored:
             fresh.setdefault(row["event_id"], row)
     warehouse.insert("fct_behavior_structured_event", list(fresh.values()))
+    mark_touched(warehouse, {row["behavior_date"] for row in batch})
     return list(fresh.values())
 
 
@@ -221,6 +222,7 @@ def test_quarter_of_28_day_active_users_reads_days_times_scopes_not_events(tmp_p
         def measure(repeat: int) -> tuple[int, int, list]:
             for batch in generate_event_sample(**spec, repeat=repeat).batches:
                 store_events(warehouse, batch)
+            refresh_pending(warehouse, METRICS)
             for table in ("agg_behavior_active_daily", "agg_behavior_event_daily"):
                 warehouse.execute(f"OPTIMIZE TABLE {table} FINAL")  # the same state rows whatever the volume
             raw = int(warehouse.query("SELECT count() FROM fct_behavior_structured_event").scalar())
@@ -257,7 +259,7 @@ def loaded(tmp_path_factory):
     for index, batch in enumerate(sample.batches):
         store_events(warehouse, batch)
         arrived += batch
-        refresh_pending(warehouse, METRICS)  # what the worker's timer does (here after every batch)
+        refresh_pending(warehouse, METRICS)  # what the Snowplow sink does after every batch
         if index == middle:
             checkpoint = {"got": stored_metrics(warehouse), "want": expected_metrics(Expected(arrived, sample))}
     yield warehouse, sample, Expected(sample.rows(), sample), checkpoint
@@ -285,7 +287,8 @@ def test_daily_states_hold_exact_users_and_events(loaded):
     warehouse, _, expected, _ = loaded
     rows = warehouse.query(
         "SELECT scope, scope_id, behavior_date, event_category, event_action, groupBitmapMerge(users), sum(events) "
-        "FROM agg_behavior_event_daily GROUP BY scope, scope_id, behavior_date, event_category, event_action").rows
+        "FROM agg_behavior_event_daily FINAL "
+        "GROUP BY scope, scope_id, behavior_date, event_category, event_action").rows
     got = {((s, i), _date(d), (c, a)): (int(u), int(n)) for s, i, d, c, a, u, n in rows}
     want = {k: (len(expected.users.get(k, set())), n) for k, n in expected.events.items() if k[0][0] != "subscription"
             and k[0][0] != "account"}
@@ -412,7 +415,7 @@ def test_saas_monthly_users_by_stage_for_xmau(loaded):
 def test_refresh_with_nothing_new_changes_nothing(loaded):
     warehouse, _, _, _ = loaded
     before = stored_metrics(warehouse)
-    assert refresh_pending(warehouse, METRICS, margin=timedelta(0)) == 0
+    assert refresh_pending(warehouse, METRICS) == 0
     assert stored_metrics(warehouse) == before
 
 
@@ -461,7 +464,8 @@ def test_event_definitions_do_not_disturb_the_service_ping_dictionary():
 
 
 def test_a_writer_can_refresh_right_after_its_insert(loaded):
-    """Last test using the fixture (it adds an event): refresh_after_insert corrects the windows of a late event."""
+    """Last test using the fixture (it adds an event): a refresh after the insert corrects the windows of a late
+    event."""
     warehouse, sample, _, _ = loaded
     rows = sample.rows()
     template = next(r for r in rows if r["event_action"] == "i_code_review_user_create_mr"
@@ -470,7 +474,7 @@ def test_a_writer_can_refresh_right_after_its_insert(loaded):
                 collector_tstamp=template["collector_tstamp"] + timedelta(days=60))
     stored = store_events(warehouse, [late])
     assert stored == [late]
-    assert refresh_after_insert(warehouse, stored, METRICS) > 0
+    assert refresh_pending(warehouse, METRICS) > 0
     got, want = stored_metrics(warehouse), expected_metrics(Expected(rows + [late], sample))
     assert got == want, _diff(got, want)
     key = ("redis_hll_counters.code_review.i_code_review_user_create_mr_monthly", "namespace",

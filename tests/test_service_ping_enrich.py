@@ -82,7 +82,9 @@ def test_flatten_keeps_numbers_and_booleans_with_dotted_and_indexed_paths():
         "topology": {"nodes": [{"node_cpus": 8, "node_services": [{"name": "web", "process_count": 16}]}]},
         "gitaly": {"filesystems": ["EXT4"]}, "licensee": None,
     }
-    assert list(zip(*flatten_columns(payload), strict=True)) == [
+    paths, values, booleans = flatten_columns(payload)
+    assert [paths[i] for i in booleans] == ["gravatar_enabled", "ldap_enabled"]
+    assert list(zip(paths, values, strict=True)) == [
         ("active_user_count", 12),
         ("counts.ci_builds", 5),
         ("counts.issues", -1),

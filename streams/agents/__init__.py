@@ -6,18 +6,31 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import faust
+from aiohttp import web
 
 from streams import sink
 from streams.agents import alerts, event_metrics, reference, seat_link, service_ping, snowplow, version_check
 from streams.agents.batching import AckAfterStream
-from streams.agents.common import AgentContext, SinkStats, as_bytes, event_headers, letter_row, write_with_retry
+from streams.agents.common import (
+    WAREHOUSE_HEALTH,
+    AgentContext,
+    PoisonBatch,
+    SinkStats,
+    as_bytes,
+    event_headers,
+    letter_row,
+    write_with_retry,
+)
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.heap import release_free_memory
 from streams.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
 
 FETCH_BYTES_PER_PARTITION = 1024 * 1024
 SOURCES = [service_ping, reference, seat_link, version_check, snowplow, alerts, event_metrics]
@@ -64,6 +77,7 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
         source.register(ctx)
     register_dead_letter_sink(ctx)
     register_memory_release(ctx)
+    register_health_page(ctx)
     return app
 
 
@@ -88,6 +102,42 @@ def register_dead_letter_sink(ctx: AgentContext) -> None:
     async def dead_letter_sink(stream: Any) -> None:
         async for events in stream.take_events(500, within=1.0):
             rows = [letter_row(as_bytes(event.value), event_headers(event)) for event in events]
-            stored = await write_with_retry(lambda rows=rows: sink.write_dead_letters(ctx.warehouse, rows),
-                                            "dead letters", ctx.warehouse)
+            try:
+                stored = await write_with_retry(lambda rows=rows: sink.write_dead_letters(ctx.warehouse, rows),
+                                                "dead letters", ctx.warehouse)
+            except PoisonBatch:  # the end of the line: find the refused letters, keep their why without the bytes
+                stored = sum([await _store_letter(ctx, row) for row in rows])
             ctx.stats.add(dead_letters=stored)
+
+
+async def _store_letter(ctx: AgentContext, row: dict) -> int:
+    try:
+        return await write_with_retry(lambda: sink.write_dead_letters(ctx.warehouse, [row]), "dead letter",
+                                      ctx.warehouse)
+    except PoisonBatch as exc:
+        log.error("dead letter %s refused; storing it without its original bytes: %s", row["dead_letter_id"], exc)
+        bare = row | {"original": b"", "reason": f"{row['reason']} [original bytes not storable: {exc}]"[:4000]}
+        return await write_with_retry(lambda: sink.write_dead_letters(ctx.warehouse, [bare]), "dead letter",
+                                      ctx.warehouse)
+
+
+def register_health_page(ctx: AgentContext) -> None:
+    """GET http://127.0.0.1:<DENOMAS_WORKER_PORT>/health: 200 while warehouse writes pass, 503 with the fault while
+    they fail (the sinks then hold their offsets and retry). Port 0 turns it off."""
+    port = ctx.settings.worker_web_port
+    if not port:
+        return
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response(WAREHOUSE_HEALTH.as_dict(), status=200 if WAREHOUSE_HEALTH.ok else 503)
+
+    @ctx.app.task
+    async def serve_health() -> None:
+        site_app = web.Application()
+        site_app.router.add_get("/health", health)
+        runner = web.AppRunner(site_app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        except OSError as exc:  # another worker on this machine has the port: run without the page
+            log.warning("worker health page not served: port %d: %s", port, exc)

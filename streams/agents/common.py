@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +22,7 @@ import orjson
 from streams.config import TOPIC_LANDED, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import parse_timestamp, stable_id
-from streams.warehouse import Warehouse
+from streams.warehouse import Warehouse, is_data_error
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +94,15 @@ class AgentContext:
 
 
 def event_headers(event: faust.EventT) -> dict[str, str]:
+    """Kafka headers as text. Other producers may publish anything: bytes that are not UTF-8 are replaced, never
+    allowed to raise (one such header used to stop every agent on its partition)."""
     raw = event.headers or {}
     items = raw.items() if isinstance(raw, dict) else raw
-    return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in items}
+    return {_text(k): _text(v) for k, v in items}
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def received_at(headers: dict[str, str]) -> datetime:
@@ -128,55 +136,158 @@ def dead_letter(event: faust.EventT, source: str, stage: str, reason: str) -> tu
 
 def letter_row(value: bytes, headers: dict[str, str]) -> dict:
     """A raw_dead_letter row. Its id is the failed record's Kafka position (and the failed part of it, when a
-    record holds several events), so a redelivery replaces it."""
+    record holds several events), so a redelivery replaces it. Headers come from any producer: a field that is
+    not what we write (a partition that is not a number, a time that does not parse) is kept as text in the
+    reason and replaced by a neutral value, never allowed to stop the dead-letter sink."""
     topic = headers.get("kafka_topic", "")
     partition, offset = headers.get("kafka_partition", "0"), headers.get("kafka_offset", "0")
     part = [headers[H_PART]] if H_PART in headers else []
+    reason = headers.get("reason", "")
+    problems = [f"{name}={headers.get(name)!r}" for name, ok in (
+        ("kafka_partition", _is_int(partition, 2**31)), ("kafka_offset", _is_int(offset, 2**63)),
+        ("received_at", _is_time(headers.get("received_at"))), ("failed_at", _is_time(headers.get("failed_at"))))
+        if not ok and headers.get(name) is not None]
+    if problems:
+        reason = f"{reason} [unusable dead-letter headers: {', '.join(problems)}]"[:4000]
+    now = datetime.now(UTC).isoformat()
     return {
         "dead_letter_id": stable_id(topic, partition, offset, headers.get("stage", ""), *part),
         "source": headers.get("source", "unknown"), "stage": headers.get("stage", "unknown"),
-        "reason": headers.get("reason", ""), "original": value,
-        "received_at": headers.get("received_at") or datetime.now(UTC).isoformat(),
-        "failed_at": headers.get("failed_at") or datetime.now(UTC).isoformat(),
-        "kafka_topic": topic, "kafka_partition": int(partition), "kafka_offset": int(offset),
+        "reason": reason, "original": value,
+        "received_at": headers["received_at"] if _is_time(headers.get("received_at")) else now,
+        "failed_at": headers["failed_at"] if _is_time(headers.get("failed_at")) else now,
+        "kafka_topic": topic, "kafka_partition": int(partition) if _is_int(partition, 2**31) else 0,
+        "kafka_offset": int(offset) if _is_int(offset, 2**63) else 0,
     }
 
 
+def _is_int(text: str, limit: int) -> bool:
+    return text.isascii() and text.isdigit() and int(text) < limit
+
+
+def _is_time(text: str | None) -> bool:
+    try:
+        parse_timestamp(text or "")
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
 def warehouse_is_up(warehouse: Warehouse) -> bool:
+    """The warehouse answers queries (it may still refuse writes: a full or read-only disk)."""
     try:
         return warehouse.query("SELECT 1").scalar() == 1
     except Exception:
         return False
 
 
-async def write_with_retry(write: Callable[[], Any], what: str, warehouse: Warehouse) -> Any:
-    """Run a warehouse write in a thread; retry while the warehouse itself is failing.
+class WarehouseHealth:
+    """Whether this process's warehouse writes pass, for logs and the worker's /health page.
 
-    The batch is not acked until the write succeeds, so nothing is lost while the warehouse is down.
-    If the warehouse is up and still refuses the rows, raise PoisonBatch so the caller can isolate
-    the bad records instead of blocking the partition forever.
+    Logs a bounded number of lines while writes fail: one when the fault starts, one every REPORT_SECONDS while it
+    lasts, one when it ends."""
+
+    REPORT_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self.failed_writes = 0
+        self._reported_at = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failing_since is None
+
+    def failed(self, what: str, exc: BaseException, retry_in: float) -> None:
+        now = time.monotonic()
+        self.failed_writes += 1
+        self.last_error = f"{what}: {exc}"[:500]
+        if self.failing_since is None:
+            self.failing_since = now
+        elif now - self._reported_at < self.REPORT_SECONDS:
+            return
+        self._reported_at = now
+        log.error("warehouse write failing for %.0f s (%d failed attempts); holding offsets, retrying in %.1f s: %s",
+                  now - self.failing_since, self.failed_writes, retry_in, self.last_error)
+
+    def succeeded(self) -> None:
+        if self.failing_since is not None:
+            log.warning("warehouse writes pass again after %.1f s (%d failed attempts)",
+                        time.monotonic() - self.failing_since, self.failed_writes)
+            self.failing_since, self.failed_writes, self.last_error = None, 0, ""
+
+    def as_dict(self) -> dict[str, Any]:
+        failing = None if self.failing_since is None else round(time.monotonic() - self.failing_since, 1)
+        return {"warehouse_writes": "ok" if self.ok else "failing", "failing_seconds": failing,
+                "failed_attempts": self.failed_writes, "last_error": self.last_error}
+
+
+WAREHOUSE_HEALTH = WarehouseHealth()  # one per process: every sink of the worker shares its warehouse
+RETRY_MAX_SECONDS = 30.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter (0.25 s, 0.5 s, ... capped at 30 s): sinks that failed together do not
+    retry together."""
+    return random.uniform(0.1, min(RETRY_MAX_SECONDS, 0.25 * 2 ** min(attempt, 8)))
+
+
+async def write_with_retry(write: Callable[[], Any], what: str, warehouse: Warehouse) -> Any:
+    """Run a warehouse write in a thread; retry until it passes unless the rows themselves are refused.
+
+    The batch is not acked until the write succeeds, so nothing is lost while the warehouse is down, full or
+    read-only. Only a data error (streams.warehouse.is_data_error) raises PoisonBatch, so the caller can isolate
+    the bad records instead of blocking the partition. Every write must be safe to repeat (the writers are
+    idempotent), because a failed attempt may have stored part of its rows.
     """
-    delay = 0.5
+    attempt = 0
     while True:
         try:
-            return await asyncio.to_thread(write)
+            result = await asyncio.to_thread(write)
         except Exception as exc:
-            if await asyncio.to_thread(warehouse_is_up, warehouse):
+            if is_data_error(exc):
                 raise PoisonBatch(f"{what}: {exc}") from exc
-            log.error("writing %s failed (%s); warehouse down, retrying in %.1f s", what, exc, delay)
+            attempt += 1
+            delay = retry_delay(attempt)
+            WAREHOUSE_HEALTH.failed(what, exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            continue
+        WAREHOUSE_HEALTH.succeeded()
+        return result
 
 
 async def sink_batches(ctx: AgentContext, stream: Any, source: str, write: Callable[[list[Any]], Any],
                        batch_size: int, within: float) -> None:
-    """The loop every sink agent runs: decode a batch, write it, isolate records the warehouse refuses."""
+    """The loop every sink agent runs: decode a batch, write it, isolate records the warehouse refuses.
+
+    A record that is not a normalized record of ours (another producer wrote to the topic) becomes a dead letter;
+    the records around it are written."""
     async for events in stream.take_events(batch_size, within=within):
+        decoded, letters = [], []
+        for event in events:
+            try:
+                decoded.append((event, orjson.loads(event.value)))
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                letters.append(await ctx.send_dead_letter(event, source, "sink", f"not a normalized record: {exc}"))
+        await asyncio.gather(*letters)
+        if not decoded:
+            continue
         try:
-            await write([orjson.loads(e.value) for e in events])
+            await write([record for _, record in decoded])
         except PoisonBatch:
-            for event in events:
-                try:
-                    await write([orjson.loads(event.value)])
-                except PoisonBatch as exc:
-                    await (await ctx.send_dead_letter(event, source, "sink", str(exc)))
+            await _write_one_by_one(ctx, source, write, decoded)
+        except Exception:  # a record of the wrong shape (write_with_retry retries every warehouse fault itself)
+            log.exception("writing a %s batch failed; writing its records one by one", source)
+            await _write_one_by_one(ctx, source, write, decoded)
+
+
+async def _write_one_by_one(ctx: AgentContext, source: str, write: Callable[[list[Any]], Any],
+                            decoded: list[tuple[faust.EventT, Any]]) -> None:
+    for event, record in decoded:
+        try:
+            await write([record])
+        except PoisonBatch as exc:
+            await (await ctx.send_dead_letter(event, source, "sink", str(exc)))
+        except Exception as exc:  # JSON of the wrong shape, or a bug: park the record, keep the partition going
+            await (await ctx.send_dead_letter(event, source, "sink", f"cannot write this record: {exc!r}"))

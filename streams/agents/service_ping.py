@@ -24,13 +24,16 @@ from streams.agents.common import (
     sink_batches,
     write_with_retry,
 )
-from streams.config import TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
+from streams.config import MAX_MESSAGE_BYTES, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping, parse_timestamp, ping_id_for, stable_id, validation_errors
 
 log = logging.getLogger(__name__)
 
 CONSUMED_TOPICS = [TOPIC_RAW_SERVICE_PING, TOPIC_NORMALIZED_SERVICE_PING]
+# A normalized ping above this many bytes is cut into parts (a quarter of the topic's record limit: a normalized
+# record is ~1.9x its raw ping, and the collector accepts 8 MiB pings).
+PART_BYTES = MAX_MESSAGE_BYTES // 4
 
 
 @dataclass
@@ -54,11 +57,49 @@ class ServicePingNormalizer:
         if errors:
             raise Rejected("validate", "schema: " + "; ".join(errors))
         try:
-            record = normalize_ping(document, self.dictionary, ping_id_for(document, value), arrived)
+            record = normalize_ping(document, self.dictionary, ping_id_for(document, value), arrived, value)
         except ValueError as exc:
             raise Rejected("normalize", str(exc)) from exc
         record.update(kind="ping", raw=value.decode(), source={"partition": partition, "offset": offset})
         return record
+
+
+def encoded_parts(record: dict, limit: int = PART_BYTES) -> list[bytes]:
+    """The normalized record as Kafka values: one, or a ping cut into parts of at most `limit` bytes each."""
+    encoded = orjson.dumps(record)
+    if len(encoded) <= limit or record.get("kind") != "ping":
+        return [encoded]
+    count = -(-len(encoded) // limit)
+    while count <= len(record["metrics"]["metrics_path"]) + len(record["raw"]):
+        parts = [orjson.dumps(part) for part in split_record(record, count)]
+        if max(map(len, parts)) <= limit:
+            return parts
+        count *= 2  # uneven slices (long paths, escaped quotes in the raw JSON): cut finer
+    raise Rejected("normalize", f"ping cannot be cut into records of {limit} bytes")
+
+
+def split_record(record: dict, count: int) -> list[dict]:
+    """A normalized ping as `count` parts: each has the ping, a contiguous slice of the metrics and of the raw
+    JSON, and part = {index, count}. The sink writes the ping once its last part is stored (sink.write_pings)."""
+    metrics, raw = record["metrics"], record["raw"]
+    rows, chars = len(metrics["metrics_path"]), len(raw)
+    attributes = {attribute_id: values for attribute_id, values in metrics["attributes"]}
+    parts = []
+    for index in range(count):
+        low, high = rows * index // count, rows * (index + 1) // count
+        piece = {name: metrics[name][low:high] for name in ("metrics_path", "metric_value", "error_value",
+                                                             "attribute_id")}
+        piece["attributes"] = [[i, attributes[i]] for i in set(piece["attribute_id"])]
+        piece["flags"] = [[i - low, kind, text] for i, kind, text in metrics["flags"] if low <= i < high]
+        parts.append(record | {"metrics": piece, "raw": raw[chars * index // count:chars * (index + 1) // count],
+                               "part": {"index": index, "count": count}})
+    return parts
+
+
+def is_last_part(record: dict) -> bool:
+    """A whole ping, or the last part of one (the one that completes it)."""
+    part = record.get("part")
+    return part is None or part["index"] == part["count"] - 1
 
 
 def error_report(document: Any, arrived: datetime) -> dict:
@@ -109,29 +150,43 @@ def register(ctx: AgentContext) -> None:
     normalized_pings = ctx.topic(TOPIC_NORMALIZED_SERVICE_PING, buffered=4 * settings.ping_batch_size)
     normalize = ServicePingNormalizer(ctx.dictionary)
 
+    async def publish(event: Any) -> list[Any]:
+        """One raw record -> its normalized record(s) queued for delivery, or its dead letter. Every failure of
+        this one record (normalize, serialize, send) parks it with the reason; none escapes the agent."""
+        message = event.message
+        try:
+            values = encoded_parts(
+                normalize(as_bytes(event.value), event_headers(event), message.partition, message.offset))
+        except Rejected as exc:
+            return [await ctx.send_dead_letter(event, "service_ping", exc.stage, exc.reason)]
+        except Exception as exc:  # a bug must not block the partition: park the record, keep going
+            log.exception("normalizing a ping failed")
+            return [await ctx.send_dead_letter(event, "service_ping", "normalize", repr(exc))]
+        sent = []
+        try:
+            for value in values:  # parts in order, on the raw record's key: consecutive on one partition
+                sent.append(await normalized_pings.send(key=message.key, value=value))
+        except Exception as exc:
+            log.exception("publishing a normalized ping failed")
+            return sent + [await ctx.send_dead_letter(event, "service_ping", "normalize", f"publish: {exc!r}")]
+        return sent
+
     @ctx.app.agent(raw_pings, name="normalize_service_ping")
     async def normalize_service_ping(stream: Any) -> None:
         async for events in stream.take_events(settings.ping_batch_size, within=0.5):
-            pending = []
-            for event in events:
-                message = event.message
+            pending = [(event, await publish(event)) for event in events]
+            for event, futures in pending:  # delivered before this batch is acked
                 try:
-                    record = normalize(as_bytes(event.value), event_headers(event), message.partition, message.offset)
-                except Rejected as exc:
-                    pending.append(await ctx.send_dead_letter(event, "service_ping", exc.stage, exc.reason))
-                    continue
-                except Exception as exc:  # a bug must not block the partition: park the record, keep going
-                    log.exception("normalizing a ping failed")
-                    pending.append(await ctx.send_dead_letter(event, "service_ping", "normalize", repr(exc)))
-                    continue
-                pending.append(await normalized_pings.send(key=message.key, value=orjson.dumps(record)))
-            await asyncio.gather(*pending)  # delivered before this batch is acked
+                    await asyncio.gather(*futures)
+                except Exception as exc:  # the broker refused this record: park it, the others stand
+                    log.exception("delivering a normalized ping failed")
+                    await (await ctx.send_dead_letter(event, "service_ping", "normalize", f"delivery: {exc!r}"))
 
     async def write(records: list[dict]) -> None:
         counts = await write_with_retry(lambda: write_service_ping_batch(warehouse, records), "service pings",
                                         warehouse)
         await ctx.announce_landed("service_ping", [("instance", r["ping"]["installation_id"]) for r in records
-                                                   if r["kind"] == "ping"])
+                                                   if r["kind"] == "ping" and is_last_part(r)])
         ctx.stats.add(**counts)
         log.info("stored %s", counts)
 

@@ -61,6 +61,7 @@ from streams.enrich.snowplow import (
     normalize_event,
     take_ip,
 )
+from streams.event_metrics import mark_touched, refresh_pending
 from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,16 @@ def write_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]],
     return WriteResult(len(fresh), duplicates, conflicts)
 
 
+def store_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]]) -> WriteResult:
+    """The sink's unit of work, safe to repeat after a failure or crash at any point: the new facts, the days of
+    every record of the batch (also those skipped as already stored), then the derived tables of every pending day
+    recomputed from the facts (streams/event_metrics.py). Returns what write_behavior_events found."""
+    result = write_behavior_events(warehouse, records)
+    mark_touched(warehouse, {date.fromisoformat(r["row"]["behavior_date"]) for r in records})
+    refresh_pending(warehouse)
+    return result
+
+
 def conflict_letter(record: dict[str, Any], now: datetime) -> tuple[bytes, dict[str, bytes]]:
     """Dead letter for an event_id that is already stored with other content, at its raw-topic position."""
     row, source = record["row"], record["source"]
@@ -370,7 +381,7 @@ def register(ctx: AgentContext) -> None:
 
     async def write(batches: list[list[dict]]) -> None:
         records = [record for batch in batches for record in batch]
-        result = await _write_with_retry(lambda: write_behavior_events(warehouse, records), "snowplow events",
+        result = await _write_with_retry(lambda: store_behavior_events(warehouse, records), "snowplow events",
                                          warehouse)
         await ctx.announce_landed("events", event_scopes(r["row"] for r in records))  # alert evaluation
         now = datetime.now(UTC)

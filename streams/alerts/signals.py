@@ -197,13 +197,13 @@ class SignalReader:
                                      "since": since.isoformat(), "until": until.isoformat(),
                                      "today": today.isoformat()}
         if rule.scope in ("instance", "namespace"):
-            daily = f"""SELECT scope_id AS group_id, behavior_date, users FROM agg_behavior_active_daily
+            daily = f"""SELECT scope_id AS group_id, behavior_date, users FROM agg_behavior_active_daily FINAL
                         WHERE scope = {{scope:String}} AND ({{all:UInt8}} = 1 OR scope_id IN {IDS})
                           AND behavior_date BETWEEN {{lo:Date}} AND {{today:Date}}"""
         else:
             column = _GROUP_COLUMN[rule.scope]
             daily = f"""SELECT n.group_id AS group_id, a.behavior_date AS behavior_date, a.users AS users
-                        FROM agg_behavior_active_daily AS a
+                        FROM agg_behavior_active_daily AS a FINAL
                         INNER JOIN (SELECT toString(namespace_id) AS scope_id, {column} AS group_id
                                     FROM dim_namespace FINAL WHERE {column} != '') AS n ON a.scope_id = n.scope_id
                         WHERE a.scope = 'namespace' AND ({{all:UInt8}} = 1 OR n.group_id IN {IDS})

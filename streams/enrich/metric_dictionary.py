@@ -194,8 +194,9 @@ class MetricDictionary:
         return self._by_path.get(key_path)
 
     def lookup(self, metrics_path: str) -> MetricDefinition | None:
-        """The definition of a flattened payload path: exact, then without list indices, then the
-        longest dotted prefix that is an object metric (``topology.nodes[0].node_cpus`` -> ``topology``)."""
+        """The definition that documents a flattened payload path: exact, then without list indices, then the
+        longest dotted prefix that is an object metric (``topology.nodes[0].node_cpus`` -> ``topology``).
+        For documentation and fleet coverage only: metric rows are defined by the exact path (row_attributes)."""
         if metrics_path in self._resolved:
             return self._resolved[metrics_path]
         found = self._resolve(metrics_path)
@@ -220,7 +221,7 @@ class MetricDictionary:
         return None
 
     def row_attributes(self, metrics_path: str) -> tuple[Any, ...]:
-        """What a metric row carries from its definition (the hot path of flattening: memoized).
+        """What a metric row carries from the definition of exactly its path (the hot path of flattening: memoized).
 
         (is_defined, time_frame, data_source, product_section, product_stage, product_group, tier,
         performance_indicator_type, status); for an undefined path, the time frame guessed from the path.
@@ -254,13 +255,15 @@ class MetricDictionary:
         return attribute_id
 
     def _compute_attributes(self, metrics_path: str) -> tuple[Any, ...]:
-        d = self.lookup(metrics_path)
+        # The reference joins flattened paths to the dictionary on the exact path (prep_ping_instance_flattened ->
+        # dim_ping_metric): list items and the leaves inside an object metric are not defined metrics.
+        d = self._by_path.get(metrics_path)
         if d is None:
             return (0, time_frame_from_path(metrics_path), "", "", "", "", [], [], "")
         return (1, d.time_frame, d.data_source, d.product_section, d.product_stage, d.product_group, list(d.tier),
                 list(d.performance_indicator_type), d.status)
 
     def time_frame(self, metrics_path: str) -> str:
-        """The definition's time frame, or the guess from the path when nothing defines it."""
-        found = self.lookup(metrics_path)
+        """The time frame a metric row carries: its exact definition's, or the guess from the path."""
+        found = self._by_path.get(metrics_path)
         return found.time_frame if found is not None else time_frame_from_path(metrics_path)

@@ -1,0 +1,39 @@
+"""`python -m streams.warehouse_service --port 8123 --data-dir run`: the warehouse process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from streams.config import Settings
+from streams.warehouse_service.server import DirectoryInUse, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="warehouse", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--data-dir", type=Path, help="the data directory (default: DENOMAS_DATA_DIR or ./run)")
+    parser.add_argument("--users", type=Path, help="users file (YAML or TOML); default: `default`, no password, "
+                                                   "loopback only")
+    parser.add_argument("--readers", type=int, default=2, help="engine connections for queries")
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {"data_dir": args.data_dir.resolve()} if args.data_dir else {}
+    settings = Settings.from_env(**overrides)
+    try:
+        serve(settings, args.host, args.port, users_path=args.users, readers=args.readers)
+    except DirectoryInUse as error:
+        print(f"warehouse: {error}", file=sys.stderr)
+        return 3
+    except (OSError, ValueError) as error:
+        print(f"warehouse: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
