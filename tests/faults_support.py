@@ -32,7 +32,6 @@ from typing import Any, NamedTuple
 import aiohttp
 import orjson
 
-from streams.agents import event_metrics as event_metrics_agent
 from streams.collector import RunningCollector
 from streams.config import (
     TOPIC_NORMALIZED_SERVICE_PING,
@@ -193,7 +192,10 @@ class Pipeline:
         return self.url
 
     async def drain(self, timeout: float = 600) -> float:
-        """Wait until the worker's group has no lag; seconds waited. Fails fast when the worker died."""
+        """Wait until the worker's group has no lag; seconds waited. Fails fast when the worker died.
+
+        No lag means every derived table is current too: the Snowplow sink recomputes the touched days and their
+        metrics before it acks (issue 10). (Before that fix the metrics followed a 30 s timer.)"""
         started = time.monotonic()
         while True:
             if not self.worker.alive():
@@ -209,12 +211,6 @@ class Pipeline:
         """Records of `topics` (unprefixed) that the worker has not acknowledged (committed) yet."""
         async with OffsetProbe(self.bootstrap) as probe:
             return await probe.group_lag(self.settings.app_id, [self.settings.topic(t) for t in topics])
-
-    async def settle_metrics(self) -> None:
-        """Give the leader's event-metric timer one full tick after the last insert (if the worker has one)."""
-        interval = float(getattr(event_metrics_agent, "REFRESH_INTERVAL_SECONDS", 0.0))
-        if interval:
-            await asyncio.sleep(interval + 5)
 
     async def stop(self) -> None:
         await self.collector.stop()
@@ -662,7 +658,6 @@ async def run_worker_kills(bootstrap: str, workdir: Path, fleet: SnowplowFleet, 
             outcome.restart_to_write.append(time.monotonic() - last_restart)
         await pipe.drain()
         outcome.recover_seconds = time.monotonic() - last_restart
-        await pipe.settle_metrics()
     finally:
         await pipe.stop()
     outcome.check = check_settings(settings, acks, fleet)
@@ -754,7 +749,6 @@ async def run_warehouse_fault(bootstrap: str, workdir: Path, kind: str, fleet: S
                 pipe.worker.start()
             await pipe.drain()
             outcome.recover_seconds = time.monotonic() - ended
-            await pipe.settle_metrics()
         finally:
             fault.end()
             await pipe.stop()
