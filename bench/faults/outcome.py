@@ -11,6 +11,10 @@ def fault_result(scenario: str, outcome: Outcome, note: str = "") -> FaultResult
     differing = {table: len(cells) for table, cells in check.diffs.items() if cells}
     parts = [note] if note else []
     parts += [f"{table} {n} cells off" for table, n in differing.items()]
+    off = {table: len(cells) for table, cells in check.generator_diffs.items() if cells}
+    parts += [f"{table} {n} cells off the generator" for table, n in off.items()]
+    if check.unexpected_events:
+        parts.append(f"{len(check.unexpected_events)} events stored that the generator did not expect")
     if check.dead_letters:
         parts.append(f"dead letters off: {check.dead_letters}")
     if outcome.worker_exits:

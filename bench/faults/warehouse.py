@@ -25,6 +25,7 @@ def _run(env: FaultEnv, kind: str) -> FaultResult:
     env.progress(f"  {len(fleet.events):,} events, {len(pings):,} pings, {kind} for {FAULT_SECONDS} s")
     outcome = asyncio.run(run_warehouse_fault(env.bootstrap, env.workdir, kind, fleet, pings, FAULT_SECONDS,
                                               tmpfs_mb=512))
+    env.progress(outcome.check.summary())
     return fault_result(f"warehouse {kind} {FAULT_SECONDS} s", outcome, "recover = fault over -> lag drained")
 
 

@@ -25,6 +25,7 @@ def worker_kill(env: FaultEnv) -> FaultResult:
     pings = generate_fleet(*((40, 8) if env.quick else (100, 20)), seed=SEED)
     env.progress(f"  {len(fleet.events):,} events, {len(pings):,} pings, {len(TARGETS)} SIGKILLs")
     outcome = asyncio.run(run_worker_kills(env.bootstrap, env.workdir, fleet, pings, TARGETS, seed=SEED))
+    env.progress(outcome.check.summary())
     return fault_result("worker SIGKILL x5", outcome, "recover = last restart -> lag drained")
 
 
