@@ -17,11 +17,13 @@ from streams.fleet_snowplow import generate_snowplow
 from tests.faults_support import run_worker_kills
 
 SEED = 5
+# The generator's weeks start on 2026-06-01: 26 weeks stay in the past (an event "from the future" is put on the
+# day it was received, as Snowplow does, so the generator would not know its day).
 TARGETS = ("agg_behavior_active_daily", "dim_installation", "fct_behavior_structured_event", None, None)
 
 
 def worker_kill(env: FaultEnv) -> FaultResult:
-    fleet = generate_snowplow(*((40, 12) if env.quick else (150, 30)), seed=SEED)
+    fleet = generate_snowplow(*((40, 12) if env.quick else (175, 26)), seed=SEED)
     pings = generate_fleet(*((40, 8) if env.quick else (100, 20)), seed=SEED)
     env.progress(f"  {len(fleet.events):,} events, {len(pings):,} pings, {len(TARGETS)} SIGKILLs")
     outcome = asyncio.run(run_worker_kills(env.bootstrap, env.workdir, fleet, pings, TARGETS, seed=SEED))
