@@ -19,12 +19,11 @@ import contextlib
 import hashlib
 import os
 import random
-import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,7 +46,8 @@ from streams.fleet import GeneratedPing
 from streams.fleet_snowplow import PAYLOAD_DATA, GeneratedEvent, SnowplowFleet, tracker_batches
 from streams.kafka import OffsetProbe
 from streams.topics import ensure_topics
-from streams.warehouse import Warehouse, migrate, open_warehouse
+from streams.warehouse import DATABASE, Warehouse, migrate, open_warehouse
+from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.worker import WorkerProcess
 
 HASH_KEY = "faults-hash-key"  # DENOMAS_HASH_KEY for the worker: user hashes are recomputed here from it
@@ -63,10 +63,20 @@ STORED_TOPICS = (TOPIC_RAW_SNOWPLOW, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SERVIC
 
 
 def fault_settings(data_dir: Path, name: str, **overrides: Any) -> Settings:
-    """Settings of one scenario: its own topics, consumer group and warehouse."""
+    """Settings of one scenario: its own topics, consumer group and warehouse (a warehouse service of its own on
+    `data_dir`, started by `scenario_warehouse`, so faults hit that engine's files and no other test's)."""
     values: dict[str, Any] = {"topic_prefix": f"f-{name}.", "app_id": f"faults-{name}", "topic_partitions": 3,
-                              "sink_batch_size": 50} | overrides
+                              "sink_batch_size": 50, "clickhouse_url": None, "warehouse_database": DATABASE,
+                              "worker_web_port": 0} | overrides
     return Settings.from_env(data_dir=data_dir, **values)
+
+
+@contextlib.contextmanager
+def scenario_warehouse(settings: Settings) -> Iterator[Settings]:
+    """The scenario's own warehouse service (the engine's files under settings.chdb_path); yields the settings the
+    worker and the checks use to reach it."""
+    with WarehouseServiceProcess(settings) as service:
+        yield replace(settings, clickhouse_url=service.url)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -92,9 +102,6 @@ class KillableWorker(WorkerProcess):
         proc: subprocess.Popen | None = self._proc
         if proc is None:
             return
-        for pid in self.normalizer_processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         proc.kill()
         proc.wait()
         self._proc = None
@@ -641,26 +648,26 @@ async def kill_while_writing(pipe: Pipeline, watch: InsertWatch, target: str | N
 async def run_worker_kills(bootstrap: str, workdir: Path, fleet: SnowplowFleet, pings: Sequence[GeneratedPing],
                            targets: Sequence[str | None], seed: int = 1) -> Outcome:
     """Events and pings in len(targets)+1 portions; after each but the last, a SIGKILL while the worker writes it."""
-    settings = fault_settings(workdir, f"kill-{workdir.name}")
-    watch = InsertWatch(table_paths(settings))
-    pipe, acks, rng = Pipeline(settings, bootstrap), Acks(), random.Random(seed)
-    outcome = Outcome(acks, Check.empty())
-    url = await pipe.start()
-    try:
-        event_parts, ping_parts = portions(fleet.events, len(targets) + 1), portions(pings, len(targets) + 1)
-        for n, target in enumerate([*targets, None]):
-            await post_all(url, event_parts[n], ping_parts[n], acks)
-            if n < len(targets):
-                await kill_while_writing(pipe, watch, target, rng, outcome)
-        last_restart = time.monotonic()
-        first_write = await watch.wait(300)
-        if first_write:
-            outcome.restart_to_write.append(time.monotonic() - last_restart)
-        await pipe.drain()
-        outcome.recover_seconds = time.monotonic() - last_restart
-    finally:
-        await pipe.stop()
-    outcome.check = check_settings(settings, acks, fleet)
+    with scenario_warehouse(fault_settings(workdir, f"kill-{workdir.name}")) as settings:
+        watch = InsertWatch(table_paths(settings))
+        pipe, acks, rng = Pipeline(settings, bootstrap), Acks(), random.Random(seed)
+        outcome = Outcome(acks, Check.empty())
+        url = await pipe.start()
+        try:
+            event_parts, ping_parts = portions(fleet.events, len(targets) + 1), portions(pings, len(targets) + 1)
+            for n, target in enumerate([*targets, None]):
+                await post_all(url, event_parts[n], ping_parts[n], acks)
+                if n < len(targets):
+                    await kill_while_writing(pipe, watch, target, rng, outcome)
+            last_restart = time.monotonic()
+            first_write = await watch.wait(300)
+            if first_write:
+                outcome.restart_to_write.append(time.monotonic() - last_restart)
+            await pipe.drain()
+            outcome.recover_seconds = time.monotonic() - last_restart
+        finally:
+            await pipe.stop()
+        outcome.check = check_settings(settings, acks, fleet)
     return outcome
 
 
@@ -721,7 +728,7 @@ async def run_warehouse_fault(bootstrap: str, workdir: Path, kind: str, fleet: S
     warehouse is writable again and everything must land once."""
     settings = fault_settings(workdir, f"{kind}-{workdir.name}")
     mount = small_tmpfs(settings.chdb_path, tmpfs_mb) if kind == "full" else contextlib.nullcontext()
-    with mount:
+    with mount, scenario_warehouse(settings) as settings:
         paths = table_paths(settings, None)
         watch = InsertWatch({name: paths[name] for name in WATCHED_TABLES if name in paths})
         fault = WarehouseFault(kind, settings, paths)
