@@ -76,7 +76,10 @@ def run_faults(quick: bool, only: list[str] | None) -> int:
     results: list[faults.FaultResult] = []
     with tempfile.TemporaryDirectory(prefix="denomas-faults-") as tmp:
         workdir = Path(tmp)
-        with kafka_cluster(Settings.from_env(data_dir=workdir / "broker")) as bootstrap:
+        # Scenarios that do not bring a warehouse of their own (broker, worker restarts) share this one.
+        service = WarehouseServiceProcess(Settings.from_env(data_dir=workdir / "warehouse", clickhouse_url=None))
+        with kafka_cluster(Settings.from_env(data_dir=workdir / "broker")) as bootstrap, service:
+            common.use_warehouse_service(service)
             for name, run in chosen.items():
                 progress(f"scenario {name}")
                 scenario_dir = workdir / name

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 # Scenario modules, in the order the table lists them. Add yours here.
-SCENARIO_MODULES: list[str] = ["broker"]
+SCENARIO_MODULES: list[str] = ["broker", "worker", "warehouse"]
 
 
 @dataclass(frozen=True)
