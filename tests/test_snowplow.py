@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import os
 import threading
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from snowplow_tracker import Emitter, PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Subject, Tracker
 
 from streams.collector import RunningCollector
-from streams.collector.snowplow import PIXEL
+from streams.collector.snowplow import CORS_ORIGINS_ENV, PIXEL
 from streams.config import MAX_BODY_BYTES, TOPIC_DLQ, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
 from streams.enrich.geo import encode_location, locate
@@ -194,12 +195,14 @@ async def send_raw_requests(url: str, sent: Sent) -> None:
                 sent.statuses[name] = response.status
         async with session.post(tp2, data=b"\x1f\x8b garbage", headers={"Content-Encoding": "gzip"}) as response:
             sent.statuses["bad_gzip"] = response.status
+        os.environ[CORS_ORIGINS_ENV] = "https://app.example"  # only configured origins get credentials
         async with session.options(tp2, headers={"Origin": "https://app.example",
                                                  "Access-Control-Request-Method": "POST"}) as response:
             sent.statuses["options"] = response.status
             assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
             assert response.headers["Access-Control-Allow-Credentials"] == "true"
             assert "SP-Anonymous" in response.headers["Access-Control-Allow-Headers"]
+        del os.environ[CORS_ORIGINS_ENV]
         pixel = {"e": "pv", "url": "https://denomas.example/pixel", "tv": "js-3", "p": "web",
                  "eid": "7b0b0f6e-8a8b-4c7a-9d35-2f7d7bcd5a11"}
         async with session.get(f"{url}/i", params=pixel) as response:

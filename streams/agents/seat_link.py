@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -17,6 +18,7 @@ from streams.agents.common import AgentContext, Rejected, received_at, sink_batc
 from streams.agents.normalizing import normalize_batches
 from streams.alerts.landed import seat_link_scopes
 from streams.config import TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK
+from streams.enrich.limits import json_depth_exceeds
 from streams.enrich.seat_link import KEY_FIELD, hash_license_key, normalize_seat_link, validation_errors
 from streams.enrich.service_ping import parse_timestamp
 from streams.sink import existing_ids, unique_by
@@ -27,14 +29,41 @@ log = logging.getLogger(__name__)
 CONSUMED_TOPICS = [TOPIC_RAW_SEAT_LINK, TOPIC_NORMALIZED_SEAT_LINK]
 
 
+# A JSON string literal, closed or cut off by the end of the bytes, and whether a colon follows it (a key).
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?$)(\s*:)?')
+
+_BARE_TEXT = re.compile(rb"[A-Za-z0-9+/=_\-]{16,}")  # an unquoted token as long as a key could be
+
+
 def redact(value: bytes) -> bytes:
-    """The bytes a dead letter may keep: a key in clear (from a producer other than our collector) is hashed."""
+    """The bytes a dead letter may keep: never a license key in clear, whatever another producer sent.
+
+    A JSON document keeps its shape with every `license_key`, at any depth, hashed; bytes that are not such a
+    document (truncated JSON, too deep, not JSON) keep their keys and numbers but every string value is blanked."""
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError:
-        return value
-    if isinstance(document, dict) and KEY_FIELD in document:
-        return orjson.dumps(hash_license_key(document))
+        return blank_string_values(value)
+    if json_depth_exceeds(document):
+        return blank_string_values(value)
+    hashed = _hash_keys_anywhere(document)
+    return value if hashed == document else orjson.dumps(hashed)
+
+
+def blank_string_values(value: bytes) -> bytes:
+    """String values blanked; bytes with a long unquoted token outside strings (not JSON) are not kept."""
+    blanked = _STRING.sub(lambda m: m.group(0) if m.group(1) else b'"[redacted]"', value)
+    if _BARE_TEXT.search(_STRING.sub(b"", blanked)):
+        return f"[redacted: {len(value)} bytes that are not JSON]".encode()
+    return blanked
+
+
+def _hash_keys_anywhere(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_hash_keys_anywhere(item) for item in value]
+    if isinstance(value, dict):
+        hashed = hash_license_key(value) if KEY_FIELD in value else value  # hashes already there stay
+        return {name: _hash_keys_anywhere(item) for name, item in hashed.items()}
     return value
 
 

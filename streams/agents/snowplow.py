@@ -40,6 +40,7 @@ from streams.alerts.landed import event_scopes
 from streams.config import TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW
 from streams.enrich.geo import decode_location
 from streams.enrich.iglu import Registry
+from streams.enrich.limits import json_depth_exceeds, too_deep_reason
 from streams.enrich.pseudonym import hash_key
 from streams.enrich.snowplow import (
     BAD_CONFLICT,
@@ -130,6 +131,8 @@ class SnowplowNormalizer:
             return [_unusable_record(value, headers, f"record is not valid JSON: {exc}")]
         if not isinstance(events, list):
             return [_unusable_record(value, headers, "a record of kind events holds a JSON array of events")]
+        if json_depth_exceeds(events):  # checked before anything writes it again (orjson writes 254 levels at most)
+            return [_unusable_record(value, headers, too_deep_reason())]
         out: list[dict[str, Any] | BadRow] = []
         for index, event in zip(_indexes(headers, len(events)), events, strict=True):
             try:
@@ -149,6 +152,8 @@ class SnowplowNormalizer:
             event = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             raise _unusable_record(value, headers, f"record is not valid JSON: {exc}") from exc
+        if json_depth_exceeds(event):
+            raise _unusable_record(value, headers, too_deep_reason())
         return self._normalize(event, value, headers, source, None)
 
     def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: dict[str, Any],

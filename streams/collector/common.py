@@ -16,6 +16,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer, errors
 
 from streams.config import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, Settings
+from streams.enrich.limits import json_depth_exceeds, too_deep_reason
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ FATAL_PRODUCER_ERRORS: tuple[type[Exception], ...] = (
 RESTART_BACKOFF_SECONDS = 1.0  # at most one new producer a second while the broker is away
 PUBLISH_TIMEOUT_SECONDS = 5.0  # a healthy broker acknowledges in milliseconds
 METADATA_RETRY_SECONDS = 0.5
+BODY_READ_SECONDS = 10.0  # a client still sending its body after this is answered 408
 
 
 def back_off_failed_metadata(client: Any) -> None:
@@ -170,6 +172,8 @@ def parse_json_object(body: bytes) -> dict:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(400, f"body is not valid JSON: {exc}") from exc
+    if json_depth_exceeds(document):  # what parses may not be writable again; no payload of ours nests this deep
+        raise BadRequest(400, f"body is {too_deep_reason()}")
     if not isinstance(document, dict):
         raise BadRequest(422, f"expected a JSON object, got {type(document).__name__}")
     return document
@@ -197,19 +201,38 @@ class Collector:
     async def read_json(self, request: web.Request) -> tuple[bytes, dict]:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise BadRequest(413, f"body of {request.content_length} bytes exceeds {MAX_BODY_BYTES}")
-        raw = await request.read()
+        raw = await self.read_body(request)
         body = decode_body(raw, request.headers.get("Content-Encoding", ""))
         return body, parse_json_object(body)
 
     async def publish(self, topic: str, key: str | None, body: bytes, headers: dict[str, str]) -> None:
+        # Header and query text reach us with undecodable bytes as surrogates: they are replaced, never raised on.
+        headers = {name: safe_text(value) for name, value in headers.items()}
         try:
-            await self.publisher.publish(topic, key.encode() if key else None, body, headers)
-        except Exception as exc:  # broker down or timed out: the client must retry, nothing was accepted
+            await self.publisher.publish(topic, safe_text(key).encode() if key else None, body, headers)
+        except errors.MessageSizeTooLargeError as exc:
+            raise BadRequest(413, f"record too large for the broker: {exc}") from exc
+        except (errors.KafkaError, ProducerUnavailable, TimeoutError, OSError) as exc:
+            # broker down or timed out: the client must retry, nothing was accepted
             log.error("publish to %s failed: %s %s", topic, type(exc).__name__, exc)
             raise BadRequest(503, "temporarily unable to accept data; retry later") from exc
 
+    async def read_body(self, request: web.Request) -> bytes:
+        """The whole body within BODY_READ_SECONDS: a client that dribbles it gets 408, not a held connection."""
+        try:
+            async with asyncio.timeout(BODY_READ_SECONDS):
+                return await request.read()
+        except TimeoutError as exc:
+            raise BadRequest(408, f"body not received within {BODY_READ_SECONDS:.0f} s") from exc
+
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+
+def safe_text(text: str) -> str:
+    """`text` as valid UTF-8 text: aiohttp keeps undecodable request bytes as lone surrogates, which no encoder
+    accepts."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def str_or_none(value: Any) -> str | None:

@@ -24,16 +24,18 @@ the IP is removed from the event body and never written to Kafka.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from streams.collector.common import BadRequest, Collector, decode_body
+from streams.collector.common import BODY_READ_SECONDS, BadRequest, Collector, decode_body
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SNOWPLOW
 from streams.enrich.geo import encode_location, locate
 from streams.enrich.snowplow import (
+    BAD_ADAPTER,
     BAD_FORMAT,
     BAD_SIZE,
     H_BAD_ROW_TYPE,
@@ -54,6 +56,11 @@ PIXEL_PATHS = ("/i", "/ice.png")
 # The smallest transparent GIF (43 bytes), what Snowplow's collector answers on the pixel paths.
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 _PIXEL_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate"}
+CORS_ORIGINS_ENV = "DENOMAS_CORS_ORIGINS"
+# Bounded work per request: a tracker sends tens of events at a time; 20,000 would be 20,000 Kafka sends.
+MAX_EVENTS_PER_REQUEST = 1000
+SENDS_IN_FLIGHT = 32  # Kafka sends one request may have pending at once
+REQUEST_DEADLINE_SECONDS = 20.0  # past this the broker is too slow: 503, the tracker retries
 _KEPT_BAD_BYTES = 1024 * 1024  # of an oversized body, the first MiB is kept for the bad row
 # The `ip` parameter in a JSON body or a query string (bad bodies are kept, but never with an IP in them).
 _IP_JSON = re.compile(rb'"ip"\s*:\s*"[^"]*"')
@@ -64,9 +71,18 @@ def redact_ip_params(body: bytes) -> bytes:
     return _IP_QUERY.sub(rb"\1ip=", _IP_JSON.sub(b'"ip":""', body))
 
 
+def allowed_origins() -> frozenset[str]:
+    """Origins whose pages may send with credentials (DENOMAS_CORS_ORIGINS, comma-separated); others get `*`."""
+    return frozenset(o.strip() for o in os.environ.get(CORS_ORIGINS_ENV, "").split(",") if o.strip())
+
+
 def cors_headers(request: web.Request) -> dict[str, str]:
-    return {"Access-Control-Allow-Origin": request.headers.get("Origin") or "*",
-            "Access-Control-Allow-Credentials": "true"}
+    """Any page may send events, but only the configured origins with credentials: echoing every Origin with
+    credentials would let any site act with a visitor's cookies for this host."""
+    origin = request.headers.get("Origin", "")
+    if origin and origin in allowed_origins():
+        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": "*"}
 
 
 def client_ip(request: web.Request) -> str | None:
@@ -82,7 +98,16 @@ class TooLarge(Exception):
 
 
 async def read_limited(request: web.Request) -> bytes:
-    """The body; over the limit, TooLarge with its first MiB (answered as a bad row, not a retryable 413)."""
+    """The body within BODY_READ_SECONDS (else 408); over the limit, TooLarge with its first MiB (answered as a
+    bad row, not a retryable 413)."""
+    try:
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            return await _read_limited(request)
+    except TimeoutError as exc:
+        raise BadRequest(408, f"body not received within {BODY_READ_SECONDS:.0f} s") from exc
+
+
+async def _read_limited(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         head = b""
         while len(head) < _KEPT_BAD_BYTES and (chunk := await request.content.read(_KEPT_BAD_BYTES - len(head))):
@@ -112,13 +137,23 @@ def routes(collector: Collector) -> list[web.RouteDef]:
             ip = take_ip(event)  # IP -> coarse location here, at the edge: no IP is ever written to Kafka
             return encode_location(locate(ip or connection_ip)) if not anonymous and (ip or connection_ip) else None
 
+        in_flight = asyncio.Semaphore(SENDS_IN_FLIGHT)
+
+        async def send(key: str | None, body: bytes, headers: dict[str, str]) -> None:
+            async with in_flight:
+                await collector.publish(topic, key, body, headers)
+
         sends = []
         for key, location, indexes, members in request_records(events, locate_event):
             headers = common | {H_EVENT_INDEX: ",".join(map(str, indexes))}
             if location is not None:
                 headers[H_CLIENT_GEO] = location
-            sends.append(collector.publish(topic, key, orjson.dumps(members), headers))
-        await asyncio.gather(*sends)
+            sends.append(send(key, orjson.dumps(members), headers))
+        try:
+            async with asyncio.timeout(REQUEST_DEADLINE_SECONDS):
+                await asyncio.gather(*sends)
+        except TimeoutError as exc:
+            raise BadRequest(503, "temporarily unable to accept data; retry later") from exc
 
     async def publish_bad(request: web.Request, original: bytes, error: EnvelopeError) -> web.Response:
         headers = base_headers(request, "bad_request") | {
@@ -139,6 +174,9 @@ def routes(collector: Collector) -> list[web.RouteDef]:
             except BadRequest as exc:
                 raise EnvelopeError(400, BAD_SIZE if exc.status == 413 else BAD_FORMAT, exc.reason) from exc
             events = split_payload(body)
+            if len(events) > MAX_EVENTS_PER_REQUEST:
+                raise EnvelopeError(400, BAD_SIZE, f"{len(events)} events in one request; send at most "
+                                                   f"{MAX_EVENTS_PER_REQUEST} per request")
         except EnvelopeError as exc:
             return await publish_bad(request, body, exc)  # decoded when it could be (so an ip can be blanked)
         await publish_events(request, events)
@@ -149,9 +187,11 @@ def routes(collector: Collector) -> list[web.RouteDef]:
         try:
             event = query_event(raw_query)
         except EnvelopeError as exc:
-            return await publish_bad(request, raw_query.encode(), exc)
+            return await publish_bad(request, raw_query.encode("utf-8", "surrogateescape"), exc)
         if event:
             await publish_events(request, [event])
+        else:  # answered like any pixel (it may be a probe), but counted and explained as a bad row
+            await publish_bad(request, b"", EnvelopeError(200, BAD_ADAPTER, "pixel request without event parameters"))
         return web.Response(body=PIXEL, content_type="image/gif", headers=_PIXEL_HEADERS | cors_headers(request))
 
     async def preflight(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from streams.collector import badge
-from streams.collector.common import BadRequest, Collector
+from streams.collector.common import BadRequest, Collector, safe_text
 from streams.config import TOPIC_RAW_VERSION_CHECK
 from streams.enrich.version_check import (
     AS_OF_HEADER,
@@ -30,12 +30,19 @@ CONTENT_TYPES = {"json": "application/json", "svg": "image/svg+xml", "png": "ima
 SEVERITY_HEADER = "X-Denomas-Severity"  # the answer in a header too, so image clients (and tests) can read it
 
 
+def optional_text(value: str | None) -> str | None:
+    return None if value is None else safe_text(value)
+
+
 def routes(collector: Collector) -> list[web.RouteDef]:
     topic = collector.settings.topic(TOPIC_RAW_VERSION_CHECK)
     book = ReleaseBook(releases_path(collector.settings))
 
     async def check(request: web.Request, request_format: str) -> web.Response:
-        param = request.query.get("gitlab_info")
+        try:
+            param = request.query.get("gitlab_info")
+        except (UnicodeError, ValueError) as exc:
+            raise BadRequest(400, f"query string cannot be decoded: {exc}") from exc
         try:
             _, version = checked_version(decode_gitlab_info(param))
             as_of = answer_day(request.headers.get(AS_OF_HEADER), datetime.now(UTC).date(),
@@ -46,8 +53,9 @@ def routes(collector: Collector) -> list[web.RouteDef]:
             answer = assess(version, book.releases(), as_of)
         except LookupError as exc:
             raise BadRequest(503, f"no release list to compare with ({exc}); load releases") from exc
-        referer = request.headers.get("Referer")
-        record = {"gitlab_info": param, "referer": referer, "user_agent": request.headers.get("User-Agent"),
+        referer = optional_text(request.headers.get("Referer"))
+        record = {"gitlab_info": param, "referer": referer,
+                  "user_agent": optional_text(request.headers.get("User-Agent")),
                   "format": request_format, "severity": answer.severity, "latest_version": answer.latest_version}
         await collector.publish(topic, host_from_referer(referer) or None, orjson.dumps(record),
                                 collector.receipt("version_check", request_format))

@@ -30,6 +30,7 @@ from jsonschema import Draft7Validator
 from streams.enrich.fastschema import CompiledValidator
 from streams.enrich.geo import Location, locate
 from streams.enrich.iglu import SNOWPLOW_SCHEMAS_DIR, Registry, SchemaKey, parse_uri
+from streams.enrich.limits import json_depth_exceeds, too_deep_reason
 from streams.enrich.pseudonym import user_hash
 from streams.enrich.useragent import ua_family
 
@@ -98,6 +99,8 @@ def split_payload(body: bytes) -> list[Any]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError(400, BAD_FORMAT, f"body is not valid JSON: {exc}") from exc
+    if json_depth_exceeds(document):
+        raise EnvelopeError(400, BAD_FORMAT, f"body is {too_deep_reason()}")
     if not isinstance(document, dict):
         raise EnvelopeError(422, BAD_ADAPTER, f"expected a payload_data object, got {type(document).__name__}")
     key = parse_uri(document.get("schema"))
@@ -114,6 +117,7 @@ def split_payload(body: bytes) -> list[Any]:
 def query_event(raw_query: str) -> dict[str, str]:
     """The event of a GET /i request (first value of a repeated parameter wins); {} when there is none."""
     try:
+        raw_query.encode("utf-8")  # raw bytes that are not UTF-8 arrive as lone surrogates
         pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise EnvelopeError(400, BAD_FORMAT, f"query string is not valid UTF-8 form encoding: {exc}") from exc
@@ -189,9 +193,12 @@ def _self_describing_param(event: dict, plain: str, encoded: str) -> Any:
     else:
         return None
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise BadEvent(BAD_SCHEMA, [f"{name}: not valid JSON: {exc}"]) from exc
+    if json_depth_exceeds(value):
+        raise BadEvent(BAD_SCHEMA, [f"{name}: {too_deep_reason()}"])
+    return value
 
 
 def _is_self_describing(value: Any) -> bool:
