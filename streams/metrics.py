@@ -136,3 +136,18 @@ def metrics_handler(before: Callable[[], Awaitable[None]] | None = None) -> Call
         return response
 
     return handle
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Requests by endpoint (the route, not the raw path: a client cannot mint new series) and status; used by the
+    collector and the warehouse service."""
+    resource = request.match_info.route.resource
+    endpoint = resource.canonical if resource is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        observe_request(endpoint, exc.status)
+        raise
+    observe_request(endpoint, response.status)
+    return response

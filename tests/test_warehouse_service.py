@@ -144,6 +144,19 @@ def test_server_warehouse_migrates_and_round_trips(service: WarehouseServiceProc
         warehouse.close()
 
 
+def test_the_service_counts_its_requests_for_prometheus(service: WarehouseServiceProcess) -> None:
+    before = curl(service, f"{service.url}/metrics")[1]
+    assert curl(service, f"{service.url}/?query=SELEC%201")[0] == 400
+    assert curl(service, f"{service.url}/?query=SELECT%201")[0] == 200
+    after = curl(service, f"{service.url}/metrics")[1]
+
+    def count(page: str, status: str) -> float:
+        line = f'denomas_http_requests_total{{endpoint="/",status="{status}"}} '
+        return next((float(x[len(line):]) for x in page.splitlines() if x.startswith(line)), 0.0)
+
+    assert (count(after, "400") - count(before, "400"), count(after, "200") - count(before, "200")) == (1, 1)
+
+
 def test_an_empty_result_still_names_its_columns(service: WarehouseServiceProcess) -> None:
     """A ClickHouse server sends a header block for an empty Native result; clients read column names from it."""
     ch = client(service)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from streams import metrics
 from streams.collector import common, seat_link, service_ping, snowplow, version_check
 from streams.collector.common import (
     MAX_BODY_BYTES,
@@ -46,10 +47,11 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def build_app(collector: Collector) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[metrics.count_requests, errors_as_json], client_max_size=MAX_BODY_BYTES)
     for source in SOURCES:
         app.add_routes(source.routes(collector))
     app.router.add_get("/health", collector.health)
+    app.router.add_get("/metrics", metrics.metrics_handler())
     return app
 
 

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer, errors
 
+from streams import metrics
 from streams.config import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, Settings
 from streams.enrich.limits import json_depth_exceeds, too_deep_reason
 
@@ -134,6 +135,7 @@ class KafkaPublisher:
                     topic, value=value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
                 )
                 await asyncio.shield(delivery)
+            metrics.observe_accepted(topic.rsplit(".", 1)[-1])  # usage.raw.<source>, after the broker's ack
         except FATAL_PRODUCER_ERRORS as exc:
             self._retire(producer, exc)
             raise

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from streams import metrics
 from streams.warehouse_service.engine import (
     OUTSIDE_FUNCTIONS,
     SESSION_KINDS,
@@ -284,8 +285,9 @@ class WarehouseHTTP:
         self.access_check = access_check
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_QUERY_BYTES)
+        app = web.Application(client_max_size=MAX_QUERY_BYTES, middlewares=[metrics.count_requests])
         app.router.add_get("/ping", self.ping)
+        app.router.add_get("/metrics", metrics.metrics_handler())
         app.router.add_route("GET", "/", self.handle)
         app.router.add_route("POST", "/", self.handle)
         return app
