@@ -9,6 +9,7 @@ import gzip
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from bench.common import (
     settled_rss_mb,
 )
 from bench.faust_floor import faust_consume_parse_rate
+from bench.warehouse_service import HEAVY_QUERY
 from streams.agents import service_ping as service_ping_agents
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.alerts.latency import measure_alert_latency
@@ -206,6 +208,10 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
             await _wait_http(url)
             await _post_paced(url, big_pings(100, tag="lat"), per_second=10)
             await wait_until_landed(settings, bootstrap, timeout=300)
+            progress("  the same while an analyst's heavy query runs on the warehouse service, again and again")
+            with HeavyAnalyst(settings):
+                await _post_paced(url, big_pings(50, tag="heavy"), per_second=10)
+                await wait_until_landed(settings, bootstrap, timeout=300)
             progress("  last input -> alert on usage.alerts: a new instance whose active users drop")
             alert_seconds = [(await measure_alert_latency(url, bootstrap, settings)).seconds for _ in range(5)]
             collector_rss = peak_rss_mb(collector.pid)
@@ -220,14 +226,19 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
 
     warehouse = open_warehouse(settings)
     try:
-        lags = [float(row[0]) for row in warehouse.query(
+        lags, heavy_lags = ([float(row[0]) for row in warehouse.query(
             "SELECT dateDiff('millisecond', received_at, ingested_at) FROM fct_ping_instance FINAL "
-            "WHERE startsWith(instance_uuid, 'lat-')").rows]
+            "WHERE startsWith(instance_uuid, {tag:String})", {"tag": tag}).rows] for tag in ("lat-", "heavy-"))
     finally:
         warehouse.close()
     results.append(Result("latency collector answer -> queryable, p50", percentile(lags, 50), "ms", None,
                           "", f"{len(lags)} pings at 10/s"))
     results.append(Result("latency collector answer -> queryable, p99", percentile(lags, 99), "ms"))
+    results.append(Result("latency collector -> queryable during a heavy analyst query, p50",
+                          percentile(heavy_lags, 50), "ms", percentile(lags, 50), "",
+                          f"{len(heavy_lags)} pings at 10/s; query: {HEAVY_QUERY}"))
+    results.append(Result("latency collector -> queryable during a heavy analyst query, p99",
+                          percentile(heavy_lags, 99), "ms", percentile(lags, 99)))
     results.append(Result("latency last input -> alert on topic, p50", percentile(alert_seconds, 50) * 1000, "ms",
                           None, "", f"{len(alert_seconds)} drops, max {max(alert_seconds) * 1000:,.0f} ms"))
     results.append(Result("peak RSS worker", worker_rss, "MiB", None, "< 250 MiB (no engine in the worker)",
@@ -241,6 +252,55 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
     return results
 
 
+class HeavyAnalyst:
+    """An analyst's heavy query on the warehouse service, run again and again in a thread while the block lasts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.stop, self.queries = settings, threading.Event(), 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        warehouse = open_warehouse(self.settings)
+        try:
+            while not self.stop.is_set():
+                warehouse.query(HEAVY_QUERY, settings={"readonly": 1})
+                self.queries += 1
+        finally:
+            warehouse.close()
+
+    def __enter__(self) -> HeavyAnalyst:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+async def bench_workers(bootstrap: str, workdir: Path, pings: int, workers: int, progress) -> float:
+    """Pings/s agents -> warehouse with `workers` worker processes in one consumer group."""
+    stamp = f"{workers}w{int(time.time())}"
+    settings = Settings.from_env(data_dir=workdir / f"workers-{stamp}", topic_prefix=f"bench{stamp}.",
+                                 app_id=f"bench-{stamp}", topic_partitions=4, worker_web_port=0,
+                                 warehouse_database=f"bench{stamp}")
+    await ensure_topics(bootstrap, settings)
+    running = [WorkerProcess(settings, bootstrap, log_path=settings.data_dir / f"worker-{n}.log")
+               for n in range(workers)]
+    for worker in running:
+        worker.start()
+    try:
+        progress(f"  {workers} worker(s): warming up, then {pings} pings")
+        await publish(bootstrap, settings.topic(TOPIC_RAW_SERVICE_PING), big_pings(8, tag=f"warm{stamp}"))
+        await wait_until_landed(settings, bootstrap, timeout=300)
+        started = time.perf_counter()
+        await publish(bootstrap, settings.topic(TOPIC_RAW_SERVICE_PING), big_pings(pings, tag=f"w{stamp}"))
+        await wait_until_landed(settings, bootstrap, timeout=900, topics=service_ping_agents.CONSUMED_TOPICS)
+        return pings / (time.perf_counter() - started)
+    finally:
+        for worker in running:
+            worker.stop()
+
+
 def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
     bodies = big_pings(50 if quick else 200, tag="micro")
     progress("service ping: flatten/enrich vs parse + bare flatten")
@@ -249,6 +309,11 @@ def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
     insert_rate = bench_warehouse_insert(bodies, workdir)
     results.append(Result("warehouse insert floor (Arrow, one batch)", insert_rate, "metric rows/s"))
     results += asyncio.run(bench_end_to_end(bootstrap, workdir, 100 if quick else 300, progress))
+    progress("service ping: agents -> warehouse with 1 and 2 workers (one consumer group, same run)")
+    count = 60 if quick else 200
+    one, two = (asyncio.run(bench_workers(bootstrap, workdir, count, n, progress)) for n in (1, 2))
+    results.append(Result("service ping agents -> warehouse, 2 workers", two, "pings/s", one, "",
+                          f"baseline: 1 worker, same {count} pings, 4 partitions"))
     for result in results:
         if result.unit == "metric rows/s" and result.baseline is None and "agents" in result.name:
             result.baseline = insert_rate
