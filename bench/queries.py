@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bench.common import Result
 from streams.event_metrics import active_users_28d, mark_all_touched, rebuild_event_metrics, refresh_pending
-from streams.warehouse import ChdbWarehouse, migrate
+from streams.warehouse import migrate
+from streams.warehouse_service.embedded import ChdbWarehouse
 
 NAMESPACES = 20
 USERS_PER_NAMESPACE = 30  # a fixed population: more raw events means users doing more, not more users

@@ -41,7 +41,8 @@ from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import generate_fleet
 from streams.sink import metric_columns
 from streams.topics import ensure_topics
-from streams.warehouse import ChdbWarehouse, columns_to_arrow, migrate, open_warehouse
+from streams.warehouse import migrate, open_warehouse
+from streams.warehouse_service.embedded import ChdbWarehouse, columns_to_arrow
 from streams.worker import WorkerProcess
 
 METRICS_PER_PING = 2000

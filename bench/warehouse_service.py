@@ -21,8 +21,9 @@ import clickhouse_connect
 
 from bench.common import Result, percentile
 from streams.config import Settings
-from streams.warehouse import ChdbWarehouse, ServerWarehouse, Warehouse, count_rows, migrate
+from streams.warehouse import ServerWarehouse, Warehouse, count_rows, migrate
 from streams.warehouse_service import WarehouseServiceProcess
+from streams.warehouse_service.embedded import ChdbWarehouse
 
 TABLE = "fct_behavior_structured_event"
 HEAVY_QUERY = "SELECT uniqExact(cityHash64(number) % 20000000) FROM numbers(40000000)"

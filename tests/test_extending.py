@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
+from fresh import fresh_warehouse
 
 from streams import cli
 from streams.agents.event_metrics import start_event_metrics
@@ -24,7 +25,7 @@ from streams.enrich.event_metrics import load_event_metrics
 from streams.enrich.iglu import Registry
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.snowplow import BadEvent, Receipt, normalize_event
-from streams.warehouse import ChdbWarehouse, Warehouse, migrate
+from streams.warehouse import Warehouse
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 KEY = b"extending-test-key"
@@ -62,10 +63,8 @@ def _normalize(event: dict, registry: Registry) -> dict:
     return normalize_event(event, Receipt(DAY, "req", 0, "collector-1", "python-requests"), registry, KEY)
 
 
-def _warehouse(tmp_path: Path) -> ChdbWarehouse:
-    warehouse = ChdbWarehouse(tmp_path / "chdb")
-    migrate(warehouse)
-    return warehouse
+def _warehouse(tmp_path: Path) -> Warehouse:
+    return fresh_warehouse()
 
 
 def _store(warehouse: Warehouse, events: list[dict], registry: Registry) -> None:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.warehouse import ChdbWarehouse, count_rows, load_migrations, migrate
+from streams.warehouse import count_rows, load_migrations, migrate
+from streams.warehouse_service.embedded import ChdbWarehouse
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import pyarrow as pa
 import pytest
 
 from streams.agents.common import WAREHOUSE_HEALTH, PoisonBatch, write_with_retry
-from streams.warehouse import ChdbWarehouse, RowsRefused, is_data_error
+from streams.warehouse import RowsRefused, is_data_error
+from streams.warehouse_service.embedded import ChdbWarehouse
 
 pytestmark = pytest.mark.integration
 

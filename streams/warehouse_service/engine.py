@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.warehouse import ENGINE_CONFIG
+from streams.warehouse_service.embedded import ENGINE_CONFIG
 from streams.warehouse_service.errors import ClickHouseError, bad_arguments
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
