@@ -3,14 +3,24 @@ MaxMind-format database when DENOMAS_GEOIP_DB names one (built here with mmdb-wr
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 
+import aiohttp
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
+from streams.collector import RunningCollector
+from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.enrich import geo
 from streams.enrich.geo import LOCAL, UNKNOWN, Location, locate
+from streams.topics import ensure_topics
+
+PAYLOAD = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +76,49 @@ def test_an_unreadable_database_is_reported_and_the_country_still_resolves(tmp_p
 def test_unroutable_and_malformed_addresses_stay_unknown():
     for ip in ("100.64.0.1", "224.0.0.1", "256.1.1.1", "host.example", "", None):
         assert locate(ip) == UNKNOWN, ip
+
+
+def _event(**params: str) -> dict:
+    return {"e": "se", "eid": str(uuid.uuid4()), "tv": "py-1.1.0", "p": "srv", "se_ca": "c", "se_ac": "a"} | params
+
+
+async def _raw_records(bootstrap: str, topic: str) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        records = []
+        while batch := await consumer.getmany(timeout_ms=2000):
+            records.extend(r for partition in batch.values() for r in partition)
+        return records
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.integration
+def test_the_collector_resolves_real_addresses_at_the_edge_and_no_ip_reaches_kafka(
+        kafka_bootstrap, tmp_path, unique_name, monkeypatch):
+    monkeypatch.setenv(geo.GEOIP_DB_ENV, str(_city_db(tmp_path / "city.mmdb")))
+    settings = Settings.from_env(data_dir=tmp_path, topic_prefix=f"t-geo-{unique_name}.", topic_partitions=1)
+    city, country = _event(ip="81.2.69.160"), _event()  # the tracker's ip parameter; the connection's address
+
+    async def run() -> list:
+        await ensure_topics(kafka_bootstrap, settings, [TOPIC_RAW_SNOWPLOW])
+        collector = RunningCollector(kafka_bootstrap, settings)
+        tp2 = f"{await collector.start()}/com.snowplowanalytics.snowplow/tp2"
+        try:
+            async with aiohttp.ClientSession() as session:
+                for event, headers in ((city, {}), (country, {"X-Forwarded-For": "8.8.8.8"})):
+                    body = orjson.dumps({"schema": PAYLOAD, "data": [event]})
+                    async with session.post(tp2, data=body, headers=headers) as response:
+                        assert response.status == 200
+        finally:
+            await collector.stop()
+        return await _raw_records(kafka_bootstrap, settings.topic(TOPIC_RAW_SNOWPLOW))
+
+    records = asyncio.run(run())
+    geo_of = {event["eid"]: dict(r.headers).get("client_geo") for r in records for event in orjson.loads(r.value)}
+    assert geo_of == {city["eid"]: b"GB|England|London", country["eid"]: b"US||"}
+    for record in records:
+        everything = record.value + b"".join(value for _, value in record.headers)
+        assert b"81.2.69.160" not in everything and b"8.8.8.8" not in everything
