@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import aiohttp
 import orjson
@@ -16,11 +17,13 @@ from aiokafka import AIOKafkaProducer
 
 from bench.common import Result, best_rate, consume_parse_rate
 from bench.faust_floor import faust_consume_parse_rate
+from bench.legacy_useragent import legacy_parse
 from streams.agents import snowplow as snowplow_agents
 from streams.agents.snowplow import NORMALIZE_BATCH, SnowplowNormalizer, normalize_batch
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.demo import wait_until_landed
+from streams.enrich import snowplow as snowplow_enrich
 from streams.enrich.iglu import Registry
 from streams.enrich.pseudonym import hash_key
 from streams.enrich.snowplow import KIND_EVENTS, partition_key, request_records
@@ -146,7 +149,7 @@ async def _run(bootstrap: str, workdir: Path, count: int, workers: int, floors: 
     return run
 
 
-def bench_normalize(count: int) -> Result:
+def bench_normalize(count: int) -> list[Result]:
     """The normalize step alone (validate, decode contexts, enrich, cut normalized records) on the raw records
     the collector would publish, against `orjson.loads` of the same records."""
     normalizer = SnowplowNormalizer(Registry.from_dir(), hash_key())
@@ -166,18 +169,26 @@ def bench_normalize(count: int) -> Result:
         return count
 
     floor = best_rate(lambda: sum(len(orjson.loads(value)) for value, _, _ in items), repeat=3)
-    rate = best_rate(normalize, repeat=3)
-    return Result("snowplow normalize step alone (1 process)", rate, "events/s", floor, "",
-                  "validate, decode contexts, enrich, cut normalized records; baseline orjson.loads")
+    # After (uap-core) and before (the hand regexes swapped in), interleaved so both see the same load; best of 5.
+    after_runs, before_runs = [], []
+    for _ in range(5):
+        after_runs.append(best_rate(normalize, repeat=1))
+        with mock.patch.object(snowplow_enrich, "parse_user_agent", legacy_parse):
+            before_runs.append(best_rate(normalize, repeat=1))
+    rate, before = max(after_runs), max(before_runs)
+    return [Result("snowplow normalize step alone (1 process)", rate, "events/s", floor, "",
+                   "validate, decode contexts, enrich, cut normalized records; baseline orjson.loads"),
+            Result("snowplow normalize, uap-core user agents vs the old hand regexes", rate, "events/s", before,
+                   ">= 50% of before", f"before (hand regexes, family only) {before:,.0f}/s: {rate / before:.0%}")]
 
 
 def run(bootstrap: str, workdir: Path, quick: bool, progress) -> list[Result]:
     count = 5_000 if quick else 50_000
     progress("snowplow: the normalize step alone")
-    normalize_result = bench_normalize(count // 5)
+    normalize_results = bench_normalize(count // 5)
     runs = [asyncio.run(_run(bootstrap, workdir, count, workers, workers == 1, progress)) for workers in (1, 2)]
     floor, faust_floor = runs[0].floor, runs[0].faust_floor
-    results = [normalize_result,
+    results = [*normalize_results,
                Result("faust consume + parse, no work (framework floor)", faust_floor, "events/s", floor, "",
                       "a Faust agent with the worker's settings that only orjson.loads each record")]
     for r in runs:

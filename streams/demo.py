@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -45,6 +44,7 @@ from streams.fleet_seat_link import landed_counts as seat_version_landed
 from streams.fleet_snowplow import SnowplowFleet, generate_snowplow, send_snowplow
 from streams.fleet_snowplow import landed_counts as snowplow_landed
 from streams.kafka import kafka_cluster, wait_for_zero_lag
+from streams.progress import ItemProgress
 from streams.reference import match_rate
 from streams.reference import publish as publish_reference
 from streams.tables import format_table
@@ -63,16 +63,6 @@ class SendReport:
     failures: list[str] = field(default_factory=list)
 
 
-def _progress(done: int, total: int, started: float) -> None:
-    """One updating line on a terminal; a line per 10 % when the output goes to a file."""
-    tty = sys.stdout.isatty()
-    step = max(1, total // 10)
-    if tty or done == total or done % step == 0:
-        rate = done / max(time.monotonic() - started, 1e-9)
-        text = f"  sent {done:,}/{total:,} ({rate:,.0f}/s)"
-        print(f"\r{text}" if tty else text, end="\n" if (done == total or not tty) else "", flush=True)
-
-
 async def send_pings(url: str, pings: Sequence[GeneratedPing], concurrency: int = 8,
                      progress: bool = True) -> SendReport:
     """POST each ping to /usage_data as an instance would (every other one gzip-encoded)."""
@@ -80,7 +70,7 @@ async def send_pings(url: str, pings: Sequence[GeneratedPing], concurrency: int 
     queue: asyncio.Queue[tuple[int, GeneratedPing]] = asyncio.Queue()
     for item in enumerate(pings):
         queue.put_nowait(item)
-    started = time.monotonic()
+    counter = ItemProgress("sent", len(pings))
 
     async def post(session: aiohttp.ClientSession, index: int, ping: GeneratedPing) -> None:
         body = ping.body()
@@ -102,10 +92,11 @@ async def send_pings(url: str, pings: Sequence[GeneratedPing], concurrency: int 
             index, ping = queue.get_nowait()
             await post(session, index, ping)
             if progress:
-                _progress(report.sent, len(pings), started)
+                counter.advance()
 
     async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        with counter if progress else contextlib.nullcontext():
+            await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     return report
 
 

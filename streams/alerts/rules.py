@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from streams import schema_check
 from streams.config import SCHEMAS_DIR
 
 DEFAULT_RULES_FILE = SCHEMAS_DIR / "alert_rules.yml"
@@ -161,55 +162,46 @@ def parse_days(value: Any) -> int:
     return int(match.group(1)) * (7 if match.group(2) == "w" else 1)
 
 
-def _number(raw: Mapping[str, Any], key: str, default: float, problems: _Problems, where: str,
-            low: float | None = None, high: float | None = None, integer: bool = False, prefix: str = "") -> Any:
+def _get(raw: Mapping[str, Any], key: str, default: Any, kind: type | tuple[type, ...]) -> Any:
+    """raw[key] when it has the right type, else the default (the schema has reported the wrong one)."""
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.add(where, prefix + key, f"must be a number, got {value!r}")
+    if isinstance(value, bool) and kind is not bool:
         return default
-    if integer and value != int(value):
-        problems.add(where, prefix + key, f"must be a whole number, got {value!r}")
-        return default
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-        problems.add(where, prefix + key, f"must be {bounds}, got {value!r}")
-        return default
-    return int(value) if integer else float(value)
+    return value if isinstance(value, kind) else default
 
 
-def _is_zero(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+def _days(raw: Mapping[str, Any], key: str, default: int) -> int:
+    try:
+        return parse_days(raw.get(key, default))
+    except ValueError:
+        return default  # reported by the schema
 
 
-def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], problems: _Problems, where: str, prefix: str) -> None:
-    for key in sorted(set(raw) - allowed):
-        problems.add(where, f"{prefix}{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+# The JSON Schema (schemas/alert_rules.schema.json) checks each field's shape; the checks below need two fields,
+# the metric dictionary or the environment.
 
 
 def _signal(raw: Any, problems: _Problems, where: str, metrics: Mapping[str, str] | None) -> Signal | None:
-    if not isinstance(raw, Mapping):
-        problems.add(where, "signal", "must be a mapping with at least 'source'")
+    if not isinstance(raw, Mapping) or raw.get("source") not in SOURCES:
         return None
-    _unknown_keys(raw, {"source", "measure", "metric", "window", "period"}, problems, where, "signal.")
-    source = raw.get("source")
-    if source not in SOURCES:
-        problems.add(where, "signal.source", f"must be one of {', '.join(SOURCES)}, got {source!r}")
-        return None
+    source = raw["source"]
     default_period = "week" if source == "service_ping" else "day"
     period = raw.get("period", default_period)
-    if period not in PERIODS or (source == "events" and period != "day"):
-        allowed = "day" if source == "events" else "day, week"
-        problems.add(where, "signal.period", f"must be one of {allowed}, got {period!r}")
+    if source == "events" and period != "day":
+        if period in PERIODS:
+            problems.add(where, "signal.period", f"must be one of day, got {period!r}")
         period = default_period
+    period = period if period in PERIODS else default_period
     if source == "events":
         window = str(raw.get("window", "28d"))
-        if window not in ("7d", "28d"):
-            problems.add(where, "signal.window", f"must be 7d or 28d, got {raw.get('window')!r}")
-            window = "28d"
         for key in ("measure", "metric"):
             if key in raw:
                 problems.add(where, f"signal.{key}", "not used by events (distinct users of the window)")
-        return Signal("events", "users", None, int(window[:-1]), "day")
+        return Signal("events", "users", None, int(window[:-1]) if window in ("7d", "28d") else 28, "day")
     if "window" in raw:
         problems.add(where, "signal.window", "only events signals have a window; pick a 7d or 28d metric instead")
     metric = raw.get("metric")
@@ -219,152 +211,85 @@ def _signal(raw: Any, problems: _Problems, where: str, metrics: Mapping[str, str
             problems.add(where, "signal.measure", "Seat Link offers active_user_count only")
         return Signal("seat_link", "active_user_count", None, 28, period)
     if measure not in ("active_user_count", "metric"):
-        problems.add(where, "signal.measure", f"must be active_user_count or metric, got {measure!r}")
         return None
     if measure == "metric":
-        if not isinstance(metric, str) or not metric.strip():
+        if "metric" not in raw:
             problems.add(where, "signal.metric", "a Service Ping metrics_path is required")
+        if not isinstance(metric, str) or not metric.strip():
             return None
-        if metrics is not None:
-            time_frame = metrics.get(metric)
-            if time_frame is None:
-                problems.add(where, "signal.metric", f"{metric!r} is not in the metric dictionary (schemas/metrics)")
-            elif time_frame not in ("7d", "28d"):
-                problems.add(where, "signal.metric",
-                             f"{metric!r} has time_frame {time_frame}; active users need a 7d or 28d metric")
+        time_frame = metrics.get(metric, "") if metrics is not None else "7d"
+        if not time_frame:
+            problems.add(where, "signal.metric", f"{metric!r} is not in the metric dictionary (schemas/metrics)")
+        elif time_frame not in ("7d", "28d"):
+            problems.add(where, "signal.metric",
+                         f"{metric!r} has time_frame {time_frame}; active users need a 7d or 28d metric")
     elif metric is not None:
         problems.add(where, "signal.metric", "given, but measure is active_user_count")
     return Signal("service_ping", measure, metric if measure == "metric" else None, 28, period)
 
 
 def _condition(raw: Any, problems: _Problems, where: str) -> Condition | None:
-    if not isinstance(raw, Mapping):
-        problems.add(where, "condition", "must be a mapping with a 'type'")
+    if not isinstance(raw, Mapping) or raw.get("type") not in CONDITION_TYPES:
         return None
-    kind = raw.get("type")
-    if kind not in CONDITION_TYPES:
-        problems.add(where, "condition.type", f"must be one of {', '.join(CONDITION_TYPES)}, got {kind!r}")
-        return None
+    kind = raw["type"]
     if kind == "relative_drop":
-        _unknown_keys(raw, {"type", "min_drop_pct"}, problems, where, "condition.")
-        if "min_drop_pct" not in raw:
-            problems.add(where, "condition.min_drop_pct", "required for relative_drop")
-        pct = _number(raw, "min_drop_pct", 0.0, problems, where, low=0.0, high=100.0, prefix="condition.")
-        if _is_zero(raw.get("min_drop_pct")):
-            problems.add(where, "condition.min_drop_pct", "must be above 0")
-        return Condition("relative_drop", min_drop_pct=pct)
+        return Condition("relative_drop", min_drop_pct=float(_get(raw, "min_drop_pct", 0.0, int | float)))
     if kind == "absolute_drop":
-        _unknown_keys(raw, {"type", "min_drop"}, problems, where, "condition.")
-        if "min_drop" not in raw:
-            problems.add(where, "condition.min_drop", "required for absolute_drop")
-        drop = _number(raw, "min_drop", 0.0, problems, where, low=0.0, prefix="condition.")
-        if _is_zero(raw.get("min_drop")):
-            problems.add(where, "condition.min_drop", "must be above 0")
-        return Condition("absolute_drop", min_drop=drop)
-    _unknown_keys(raw, {"type", "points", "min_points", "k", "min_width_pct"}, problems, where, "condition.")
-    points = _number(raw, "points", 8, problems, where, low=2, high=365, integer=True, prefix="condition.")
-    min_points = _number(raw, "min_points", min(4, points), problems, where, low=2, high=365, integer=True,
-                         prefix="condition.")
+        return Condition("absolute_drop", min_drop=float(_get(raw, "min_drop", 0.0, int | float)))
+    points = int(_get(raw, "points", 8, int))
+    min_points = int(_get(raw, "min_points", min(4, points), int))
     if min_points > points:
         problems.add(where, "condition.min_points", f"must not exceed points ({points})")
         min_points = points
-    k = _number(raw, "k", 3.0, problems, where, low=0.0, prefix="condition.")
-    width = _number(raw, "min_width_pct", 0.0, problems, where, low=0.0, high=100.0, prefix="condition.")
-    return Condition("below_band", points=points, min_points=min_points, k=k, min_width_pct=width)
+    return Condition("below_band", points=points, min_points=min_points, k=float(_get(raw, "k", 3.0, int | float)),
+                     min_width_pct=float(_get(raw, "min_width_pct", 0.0, int | float)))
 
 
-_RULE_KEYS = {"name", "description", "scope", "signal", "condition", "min_population", "cooldown", "resolve",
-              "carry_forward", "include_ongoing", "enabled"}
-
-
-def _rule(raw: Any, index: int, problems: _Problems, metrics: Mapping[str, str] | None) -> Rule | None:
-    where = f"rule #{index + 1}"
-    if not isinstance(raw, Mapping):
-        problems.add(where, "-", "each rule must be a mapping")
-        return None
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        problems.add(where, "name", f"must be lower_snake_case (a-z, 0-9, _), got {name!r}")
-        name = None
-    else:
-        where = f"rule {name!r}"
-    _unknown_keys(raw, _RULE_KEYS, problems, where, "")
+def _rule(raw: Any, where: str, problems: _Problems, metrics: Mapping[str, str] | None) -> Rule | None:
+    raw = _mapping(raw)
     scope = raw.get("scope")
     signal = _signal(raw.get("signal"), problems, where, metrics)
-    if scope not in SCOPES:
-        problems.add(where, "scope", f"must be one of {', '.join(SCOPES)}, got {scope!r}")
-    elif signal is not None and scope not in SOURCE_SCOPES[signal.source]:
+    if scope in SCOPES and signal is not None and scope not in SOURCE_SCOPES[signal.source]:
         problems.add(where, "scope", f"{signal.source} can be read per {', '.join(SOURCE_SCOPES[signal.source])}, "
                                      f"not per {scope}")
     condition = _condition(raw.get("condition"), problems, where)
-    min_population = _number(raw, "min_population", 0.0, problems, where, low=0.0)
-    days = {"cooldown": 7, "carry_forward": 28 if signal is None or signal.period == "week" else 7}
-    for key, default in list(days.items()):
-        try:
-            days[key] = parse_days(raw.get(key, default))
-        except ValueError as exc:
-            problems.add(where, key, str(exc))
-    resolve = raw.get("resolve", {})
-    recovery = 90.0
-    if not isinstance(resolve, Mapping):
-        problems.add(where, "resolve", "must be a mapping like {recovery_pct: 90}")
-    else:
-        _unknown_keys(resolve, {"recovery_pct"}, problems, where, "resolve.")
-        recovery = _number(resolve, "recovery_pct", 90.0, problems, where, low=0.0, high=1000.0, prefix="resolve.")
-        fires_at = 100 - condition.min_drop_pct if condition is not None else 100
-        if condition is not None and condition.type == "relative_drop" and fires_at < 100 and recovery <= fires_at:
-            problems.add(where, "resolve.recovery_pct", f"must be above {fires_at:g} (the level the alert fires "
-                                                        "at), or a firing value would count as recovered")
-    flags = {}
-    for key, default in (("include_ongoing", False), ("enabled", True)):
-        flags[key] = raw.get(key, default)
-        if not isinstance(flags[key], bool):
-            problems.add(where, key, f"must be true or false, got {flags[key]!r}")
-            flags[key] = default
-    if flags["include_ongoing"] and signal is not None and signal.source != "events":
+    recovery = float(_get(_mapping(raw.get("resolve")), "recovery_pct", 90.0, int | float))
+    fires_at = 100 - condition.min_drop_pct if condition is not None else 100
+    if condition is not None and condition.type == "relative_drop" and fires_at < 100 and recovery <= fires_at:
+        problems.add(where, "resolve.recovery_pct", f"must be above {fires_at:g} (the level the alert fires "
+                                                    "at), or a firing value would count as recovered")
+    include_ongoing = _get(raw, "include_ongoing", False, bool)
+    if include_ongoing and signal is not None and signal.source != "events":
         problems.add(where, "include_ongoing", "only events signals have an ongoing (incomplete) period")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        problems.add(where, "description", "must be text")
-        description = ""
-    if name is None or signal is None or condition is None or scope not in SCOPES:
-        return None
-    return Rule(name=name, scope=scope, signal=signal, condition=condition, description=description.strip(),
-                min_population=min_population, cooldown_days=days["cooldown"], recovery_pct=recovery,
-                carry_forward_days=days["carry_forward"], include_ongoing=flags["include_ongoing"],
-                enabled=flags["enabled"])
-
-
-_DESTINATION_KEYS = {"name", "url", "url_env", "format", "secret_env", "rules", "attempts", "backoff_seconds",
-                     "max_backoff_seconds", "timeout_seconds", "max_parked_attempts"}
-
-
-def _destination(raw: Any, index: int, problems: _Problems, rule_names: set[str],
-                 env: Mapping[str, str]) -> Destination | None:
-    where = f"destination #{index + 1}"
-    if not isinstance(raw, Mapping):
-        problems.add(where, "-", "each destination must be a mapping")
-        return None
     name = raw.get("name")
-    if isinstance(name, str) and _NAME.match(name):
-        where = f"destination {name!r}"
-    else:
-        problems.add(where, "name", f"must be lower_snake_case, got {name!r}")
-    _unknown_keys(raw, _DESTINATION_KEYS, problems, where, "")
+    if not isinstance(name, str) or signal is None or condition is None or scope not in SCOPES:
+        return None
+    return Rule(name=name, scope=scope, signal=signal, condition=condition,
+                description=_get(raw, "description", "", str).strip(),
+                min_population=float(_get(raw, "min_population", 0.0, int | float)),
+                cooldown_days=_days(raw, "cooldown", 7), recovery_pct=recovery,
+                carry_forward_days=_days(raw, "carry_forward", 28 if signal.period == "week" else 7),
+                include_ongoing=include_ongoing, enabled=_get(raw, "enabled", True, bool))
+
+
+def _destination(raw: Any, where: str, problems: _Problems, rule_names: set[str],
+                 env: Mapping[str, str]) -> Destination | None:
+    raw = _mapping(raw)
     url = raw.get("url")
     if "url_env" in raw:
         url = env.get(str(raw["url_env"]))
         if not url:
             problems.add(where, "url_env", f"environment variable {raw['url_env']} is not set")
+        elif not urlparse(url).hostname or urlparse(url).scheme not in ("http", "https"):
+            problems.add(where, "url_env", f"environment variable {raw['url_env']} is not an http(s) URL")
+            url = None
+    elif "url" not in raw:
+        problems.add(where, "url", "must be an http(s) URL")
     parsed = urlparse(url) if isinstance(url, str) else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
-        if "url_env" not in raw or url:
-            problems.add(where, "url", "must be an http(s) URL")
         url = None
     is_slack = bool(parsed and parsed.hostname and parsed.hostname.endswith("hooks.slack.com"))
     fmt = raw.get("format", "slack" if is_slack else "json")
-    if fmt not in FORMATS:
-        problems.add(where, "format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     secret = None
     if "secret_env" in raw:
         secret = env.get(str(raw["secret_env"]))
@@ -372,43 +297,68 @@ def _destination(raw: Any, index: int, problems: _Problems, rule_names: set[str]
             problems.add(where, "secret_env", f"environment variable {raw['secret_env']} is not set")
     elif fmt == "json":
         problems.add(where, "secret_env", "required for json webhooks: receivers verify the HMAC signature")
-    rules = raw.get("rules", [])
-    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
-        problems.add(where, "rules", "must be a list of rule names")
-        rules = []
+    rules = [r for r in _get(raw, "rules", [], list) if isinstance(r, str)]
     for rule in rules:
         if rule not in rule_names:
             problems.add(where, "rules", f"no rule named {rule!r}")
-    attempts = _number(raw, "attempts", 4, problems, where, low=1, high=20, integer=True)
-    backoff = _number(raw, "backoff_seconds", 0.5, problems, where, low=0.0)
-    max_backoff = _number(raw, "max_backoff_seconds", 300.0, problems, where, low=0.0)
-    timeout = _number(raw, "timeout_seconds", 10.0, problems, where, low=0.1)
-    parked = _number(raw, "max_parked_attempts", 50, problems, where, low=1, integer=True)
+    name = raw.get("name")
     if not isinstance(name, str) or url is None or fmt not in FORMATS:
         return None
-    return Destination(name=name, url=url, format=fmt, secret=secret, rules=tuple(rules), attempts=attempts,
-                       backoff_seconds=backoff, max_backoff_seconds=max_backoff, timeout_seconds=timeout,
-                       max_parked_attempts=parked)
+    return Destination(name=name, url=url, format=fmt, secret=secret, rules=tuple(rules),
+                       attempts=int(_get(raw, "attempts", 4, int)),
+                       backoff_seconds=float(_get(raw, "backoff_seconds", 0.5, int | float)),
+                       max_backoff_seconds=float(_get(raw, "max_backoff_seconds", 300.0, int | float)),
+                       timeout_seconds=float(_get(raw, "timeout_seconds", 10.0, int | float)),
+                       max_parked_attempts=int(_get(raw, "max_parked_attempts", 50, int)))
+
+
+def _where(kind: str, index: int, raw: Any) -> str:
+    """'rule 'name'' when the item has a valid name, else its position ('rule #2')."""
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return f"{kind} {name!r}" if isinstance(name, str) and _NAME.match(name) else f"{kind} #{index + 1}"
+
+
+def _schema_problems(raw: Any) -> dict[tuple[str, int] | None, list[tuple[str, str]]]:
+    """Schema problems by section: (rules|destinations, index) or None for the top level -> (field, message)."""
+    out: dict[tuple[str, int] | None, list[tuple[str, str]]] = {}
+    for problem in schema_check.check(raw, "alert_rules"):
+        path = problem.path
+        if len(path) >= 2 and path[0] in ("rules", "destinations") and isinstance(path[1], int):
+            field_name = ".".join(str(p) for p in path[2:]) or "-"
+            out.setdefault((str(path[0]), path[1]), []).append((field_name, problem.message))
+        else:
+            out.setdefault(None, []).append((str(path[0]) if path else "rules", problem.message))
+    return out
 
 
 def parse_config(raw: Any, source: str = "<memory>", metrics: Mapping[str, str] | None = None,
                  env: Mapping[str, str] | None = None) -> AlertConfig:
-    """Validate a loaded YAML document. `metrics` (metrics_path -> time_frame) checks Service Ping metrics."""
+    """Validate a loaded YAML document against schemas/alert_rules.schema.json, then what needs several fields;
+    `metrics` (metrics_path -> time_frame) checks Service Ping metrics. Every problem is reported at once."""
     problems = _Problems(source)
     env = os.environ if env is None else env
     if not isinstance(raw, Mapping) or not isinstance(raw.get("rules"), list):
         raise RuleError([f"{source}: top level: rules: must be a mapping with a 'rules:' list"])
-    _unknown_keys(raw, {"rules", "destinations"}, problems, "top level", "")
-    rules = [_rule(item, i, problems, metrics) for i, item in enumerate(raw["rules"])]
+    found = _schema_problems(raw)
+    for field_name, message in found.get(None, []):
+        problems.add("top level", field_name, message)
+    rules = []
+    for i, item in enumerate(raw["rules"]):
+        where = _where("rule", i, item)
+        for field_name, message in found.get(("rules", i), []):
+            problems.add(where, field_name, message)
+        rules.append(_rule(item, where, problems, metrics))
     names = [item["name"] for item in raw["rules"] if isinstance(item, Mapping) and isinstance(item.get("name"), str)
              and _NAME.match(item["name"])]
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
         problems.add(f"rule {duplicate!r}", "name", "used by more than one rule")
-    destinations_raw = raw.get("destinations") or []
-    if not isinstance(destinations_raw, list):
-        problems.add("top level", "destinations", "must be a list")
-        destinations_raw = []
-    destinations = [_destination(item, i, problems, set(names), env) for i, item in enumerate(destinations_raw)]
+    destinations = []
+    for i, item in enumerate(raw.get("destinations") or [] if isinstance(raw.get("destinations"), list | None)
+                             else []):
+        where = _where("destination", i, item)
+        for field_name, message in found.get(("destinations", i), []):
+            problems.add(where, field_name, message)
+        destinations.append(_destination(item, where, problems, set(names), env))
     dest_names = [d.name for d in destinations if d is not None]
     for duplicate in sorted({n for n in dest_names if dest_names.count(n) > 1}):
         problems.add(f"destination {duplicate!r}", "name", "used by more than one destination")

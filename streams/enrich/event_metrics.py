@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from streams import schema_check
 from streams.config import SCHEMAS_DIR
 
 EVENT_METRICS_DIR = SCHEMAS_DIR / "event_metrics"
@@ -34,12 +35,6 @@ WINDOW_DAYS = {"7d": 7, "28d": 28, "all": 0}
 VALUE_TYPES = ("user", "event", "boolean")
 OPERATORS = ("OR", "AND")
 _SUFFIX = {"7d": "_weekly", "28d": "_monthly", "all": ""}
-_REQUIRED = ("key_path", "time_frame", "value_type", "status", "events")
-_KNOWN = frozenset(_REQUIRED + (
-    "description", "operator", "product_section", "product_stage", "product_group", "product_category",
-    "product_categories", "tier", "tiers", "performance_indicator_type", "data_source", "data_category",
-    "distribution", "milestone", "milestone_removed", "introduced_by_url", "removed_by_url",
-))
 
 
 class EventMetricError(ValueError):
@@ -100,55 +95,33 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_text(item).lower() for item in items if _text(item)))
 
 
-def _events(raw: Any, source: Path | str) -> tuple[EventRef, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise _fail(source, "events", "must be a non-empty list")
-    refs: list[EventRef] = []
-    for item in raw:
-        entry = {"name": item} if isinstance(item, str) else item
-        if not isinstance(entry, dict) or not _text(entry.get("name")):
-            raise _fail(source, "events", f"each event needs a name, got {item!r}")
-        unknown = set(entry) - {"name", "category", "unique"}
-        if unknown:
-            raise _fail(source, "events", f"unknown event fields {sorted(unknown)}")
-        refs.append(EventRef(_text(entry.get("category")) or DEFAULT_CATEGORY, _text(entry["name"])))
-    return tuple(dict.fromkeys(refs))  # the same event twice is one event
-
-
-def _frames(raw: Any, source: Path | str) -> list[str]:
-    frames = [_text(item) for item in raw] if isinstance(raw, list) else [_text(raw)]
-    bad = [frame for frame in frames if frame not in WINDOW_DAYS]
-    if not frames or bad:
-        raise _fail(source, "time_frame", f"must be among {list(WINDOW_DAYS)} (or a list of them), got {raw!r}")
-    return frames
+def _events(raw: list[Any]) -> tuple[EventRef, ...]:
+    """The events (checked by the schema): a name, or {name, category}; the same event twice is one event."""
+    entries = [{"name": item} if isinstance(item, str) else item for item in raw]
+    refs = [EventRef(_text(entry.get("category")) or DEFAULT_CATEGORY, _text(entry["name"])) for entry in entries]
+    return tuple(dict.fromkeys(refs))
 
 
 def parse_event_metrics(raw: Any, source: Path | str = "<memory>") -> list[EventMetric]:
-    """Validate one YAML document; return its metrics (one per time frame)."""
-    if not isinstance(raw, dict):
-        raise _fail(source, "key_path", "file is not a YAML mapping")
-    unknown = sorted(set(raw) - _KNOWN)
-    if unknown:
-        raise _fail(source, unknown[0], f"unknown field (known: {sorted(_KNOWN)})")
-    for name in _REQUIRED:
-        if raw.get(name) in (None, "", []):
-            raise _fail(source, name, "is missing or empty")
+    """Validate one YAML document (schemas/event_metric.schema.json, then what needs two fields); return its
+    metrics (one per time frame). The first problem is raised, naming the file and the field."""
+    problems = schema_check.check(raw, "event_metric")
+    if problems:
+        field = problems[0].field.split(".", 1)[0] or "key_path"
+        raise _fail(source, field, problems[0].message)
     value_type = _text(raw["value_type"]).lower()
-    if value_type not in VALUE_TYPES:
-        raise _fail(source, "value_type", f"must be one of {list(VALUE_TYPES)}, got {raw['value_type']!r}")
     operator = _text(raw.get("operator") or "OR").upper()
-    if operator not in OPERATORS:
-        raise _fail(source, "operator", f"must be OR or AND, got {raw.get('operator')!r}")
     if operator == "AND" and value_type != "user":
         raise _fail(source, "operator", "AND (power users) needs value_type user")
-    frames = _frames(raw["time_frame"], source)
+    frames = [_text(item) for item in raw["time_frame"]] if isinstance(raw["time_frame"], list) else [
+        _text(raw["time_frame"])]
     if "all" in frames and value_type == "user":
         raise _fail(source, "time_frame", "all-time distinct users are not kept; use 7d or 28d")
     base = {
         "description": _text(raw.get("description")),
         "value_type": value_type,
         "operator": operator,
-        "events": _events(raw["events"], source),
+        "events": _events(raw["events"]),
         "product_section": _text(raw.get("product_section")),
         "product_stage": _text(raw.get("product_stage")),
         "product_group": _text(raw.get("product_group")),

@@ -1,16 +1,29 @@
-"""IP address -> coarse location (country, region, city), from a small built-in range table.
+"""IP address -> coarse location (country, region, city), offline.
 
-The table is deliberately tiny: private, loopback and link-local addresses are 'ZZ' (local), and the
-documentation ranges reserved by RFC 5737 / RFC 3849 (never routed on the Internet) stand in for
-countries so the sample data and the tests have known answers. Anything else is unknown (''). A real
-deployment would swap `locate` for a GeoIP database lookup; callers only see `Location`.
-The IP itself is never returned or kept: callers drop it right after this lookup.
+- Private, loopback and link-local addresses are 'ZZ' (local).
+- The documentation ranges reserved by RFC 5737 / RFC 3849 (never routed on the Internet) stand in for
+  countries so the sample data and the tests have known answers.
+- A MaxMind-format city database (GeoIP2/GeoLite2-City, DB-IP city lite), when its path is in DENOMAS_GEOIP_DB,
+  gives country, region and city.
+- Else the country comes from the data bundled with ``iptocc`` (the RIRs' delegation files); region and city stay ''.
+Anything else is unknown (''). The IP itself is never returned or kept: callers drop it right after this lookup
+(the collector resolves at the edge and forwards only the location).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import iptocc
+import maxminddb
+
+log = logging.getLogger(__name__)
+GEOIP_DB_ENV = "DENOMAS_GEOIP_DB"
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,40 @@ def locate(ip: str | None) -> Location:
             return location
     if address.is_private or address.is_loopback or address.is_link_local:
         return LOCAL
-    return UNKNOWN
+    reader = city_reader(os.environ.get(GEOIP_DB_ENV, ""))
+    found = _from_city_record(reader.get(address)) if reader is not None else UNKNOWN
+    if found.country:
+        return found
+    country = iptocc.country_code(str(address))
+    return Location(country, "", "") if country else UNKNOWN
+
+
+@lru_cache(maxsize=4)
+def city_reader(path: str) -> maxminddb.Reader | None:
+    """The configured city database, opened once (memory-mapped); None when none is set or it cannot be read."""
+    if not path:
+        return None
+    try:
+        return maxminddb.open_database(path)
+    # A broken setting must not stop the collector: the country still resolves.
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as error:
+        log.error("%s=%s cannot be read (%s): locations get the country only", GEOIP_DB_ENV, path, error)
+        return None
+
+
+def _name(node: Any) -> str:
+    names = node.get("names") if isinstance(node, dict) else None
+    return str(names.get("en", "")) if isinstance(names, dict) else ""
+
+
+def _from_city_record(record: Any) -> Location:
+    """A GeoIP2-City shaped record -> Location (missing parts are '')."""
+    if not isinstance(record, dict):
+        return UNKNOWN
+    country = record.get("country") or record.get("registered_country") or {}
+    subdivisions = record.get("subdivisions") or [{}]
+    code = country.get("iso_code", "") if isinstance(country, dict) else ""
+    return Location(str(code), _name(subdivisions[0]), _name(record.get("city")))
 
 
 def encode_location(location: Location) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from streams import schema_check
 from streams.config import SCHEMAS_DIR
 
 TIME_FRAMES = ("7d", "28d", "all", "none")
@@ -84,33 +85,20 @@ def _fail(source: Path | str, field: str, problem: str) -> MetricDefinitionError
     return MetricDefinitionError(f"{source}: field '{field}': {problem}")
 
 
-def _windows(raw: Any, source: Path | str) -> list[str]:
-    """The time frames a definition covers: one for a string, several for a list."""
-    if isinstance(raw, list):
-        frames = [str(item).strip() for item in raw]
-        allowed = [frame for frame in TIME_FRAMES if frame != "none"]
-        bad = [frame for frame in frames if frame not in allowed]
-        if not frames or bad:
-            raise _fail(source, "time_frame", f"list items must be among {allowed}, got {raw!r}")
-        return frames
-    frame = str(raw).strip()
-    if frame not in TIME_FRAMES:
-        raise _fail(source, "time_frame", f"must be one of {list(TIME_FRAMES)}, got {raw!r}")
-    return [frame]
+def _windows(raw: Any) -> list[str]:
+    """The time frames a definition covers (already checked by the schema): one for a string, several for a list."""
+    return [str(item).strip() for item in raw] if isinstance(raw, list) else [str(raw).strip()]
 
 
 def parse_definitions(raw: Any, source: Path | str = "<memory>") -> list[MetricDefinition]:
-    """Validate one parsed YAML document and return its definitions (several for a list time_frame)."""
-    if not isinstance(raw, dict):
-        raise _fail(source, "key_path", "file is not a YAML mapping")
-    for field in REQUIRED_FIELDS:
-        if _text(raw.get(field)) is None and not isinstance(raw.get(field), list):
-            raise _fail(source, field, "is missing or empty")
+    """Validate one parsed YAML document (schemas/metric_definition.schema.json) and return its definitions
+    (several for a list time_frame). The first problem is raised, naming the file and the field."""
+    problems = schema_check.check(raw, "metric_definition")
+    if problems:
+        raise _fail(source, problems[0].field or "key_path", problems[0].message)
     key_path = str(raw["key_path"]).strip()
     value_type = str(raw["value_type"]).strip().lower()
-    if value_type not in VALUE_TYPES:
-        raise _fail(source, "value_type", f"must be one of {list(VALUE_TYPES)}, got {raw['value_type']!r}")
-    frames = _windows(raw["time_frame"], source)
+    frames = _windows(raw["time_frame"])
     data_category = _text(raw.get("data_category"))
     base = {
         "description": _text(raw.get("description")) or "",

@@ -32,7 +32,7 @@ from streams.enrich.geo import Location, locate
 from streams.enrich.iglu import SNOWPLOW_SCHEMAS_DIR, Registry, SchemaKey, parse_uri
 from streams.enrich.limits import json_depth_exceeds, too_deep_reason
 from streams.enrich.pseudonym import user_hash
-from streams.enrich.useragent import ua_family
+from streams.enrich.useragent import parse_user_agent
 
 PROCESSOR = {"artifact": "denomas-usage-snowplow", "version": "0.1.0"}
 SNOWPLOW_VENDOR = "com.snowplowanalytics.snowplow"
@@ -397,7 +397,7 @@ def normalize_event(event: Any, receipt: Receipt, registry: Registry, key: bytes
         "context_extra": _json_or_empty(standard.get("extra")),
         "contexts": _json_or_empty(others) if others else "",
         "geo_country": location.country, "geo_region": location.region, "geo_city": location.city,
-        "ua_family": ua_family(event.get("ua") or receipt.useragent),
+        **parse_user_agent(event.get("ua") or receipt.useragent).columns(),
         "tracker_version": event["tv"], "name_tracker": event.get("tna", ""),
         "page_url": event.get("url", ""), "page_title": event.get("page", ""),
         "page_referrer": event.get("refr", ""),
