@@ -26,6 +26,7 @@ def run_worker(settings: Settings, bootstrap_servers: str, loglevel: str = "WARN
     from streams.warehouse import migrate, open_warehouse
 
     limit_retention()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its datadir under it
     warehouse = open_warehouse(settings)
     try:
         migrate(warehouse)
