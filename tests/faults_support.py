@@ -656,9 +656,12 @@ async def run_worker_kills(bootstrap: str, workdir: Path, fleet: SnowplowFleet, 
         try:
             event_parts, ping_parts = portions(fleet.events, len(targets) + 1), portions(pings, len(targets) + 1)
             for n, target in enumerate([*targets, None]):
+                # Watch from before the portion is sent: a fast worker may store all of it while it is being sent.
+                kill = (asyncio.create_task(kill_while_writing(pipe, watch, target, rng, outcome))
+                        if n < len(targets) else None)
                 await post_all(url, event_parts[n], ping_parts[n], acks)
-                if n < len(targets):
-                    await kill_while_writing(pipe, watch, target, rng, outcome)
+                if kill is not None:
+                    await kill
             last_restart = time.monotonic()
             first_write = await watch.wait(300)
             if first_write:
