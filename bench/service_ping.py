@@ -172,11 +172,11 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
     worker.start()
     results: list[Result] = []
     try:
-        private = PeakPrivateMemory(worker._proc.pid)  # type: ignore[union-attr]
+        private = PeakPrivateMemory(worker.pid)  # type: ignore[arg-type]
         progress("  warming up the worker")
         await publish(bootstrap, raw_topic, big_pings(5, tag="warm"))
         await wait_until_landed(settings, bootstrap, timeout=300)
-        rss_warm = await settled_rss_mb(worker._proc.pid)  # type: ignore[union-attr]
+        rss_warm = await settled_rss_mb(worker.pid)  # type: ignore[arg-type]
 
         progress(f"  agents -> warehouse: {pings} pings of ~{METRICS_PER_PING} metrics published straight to the topic")
         with private:
@@ -219,8 +219,8 @@ async def bench_end_to_end(bootstrap: str, workdir: Path, pings: int, progress) 
         finally:
             collector.terminate()
             collector.wait()
-        worker_rss = peak_rss_mb(worker._proc.pid)  # type: ignore[union-attr]
-        file_mb = rss_file_mb(worker._proc.pid)  # type: ignore[union-attr]
+        worker_rss = peak_rss_mb(worker.pid)  # type: ignore[arg-type]
+        file_mb = rss_file_mb(worker.pid)  # type: ignore[arg-type]
         service_rss = peak_rss_mb(common.SERVICE.pid) if common.SERVICE and common.SERVICE.pid else 0.0
     finally:
         worker.stop()

@@ -287,16 +287,25 @@ def refresh_event_metrics(warehouse: Warehouse, touched_days: Iterable[date],
     return sum((hi - lo).days + 1 for lo, hi in merge_ranges(rolling + totals))
 
 
+_NEVER = "toDateTime64(0, 3, 'UTC')"
+
+
 def mark_touched(warehouse: Warehouse, days: Iterable[date]) -> None:
     """Record that events of these days were stored. Call after the facts insert returned (so the facts are visible
     at touched_at), for every record of the batch, also those skipped as already stored: a batch redelivered after
     a crash then still marks its days."""
+    _day_status(warehouse, days, touched_at="now64(3, 'UTC')")
+
+
+def _day_status(warehouse: Warehouse, days: Iterable[date], touched_at: str = _NEVER, refreshed_from: str = _NEVER,
+                params: dict[str, Any] | None = None) -> None:
+    """One agg_behavior_day_status row per day; the two times are fixed SQL expressions (values go in `params`)."""
     days = sorted(set(days))
     if days:
         warehouse.execute(
             "INSERT INTO agg_behavior_day_status (behavior_date, touched_at, refreshed_from) "
-            "SELECT toDate(arrayJoin(JSONExtract({days:String}, 'Array(String)'))), now64(3, 'UTC'), "
-            "toDateTime64(0, 3, 'UTC')", {"days": orjson.dumps([d.isoformat() for d in days]).decode()})
+            f"SELECT toDate(arrayJoin(JSONExtract({{days:String}}, 'Array(String)'))), {touched_at}, {refreshed_from}",
+            {"days": orjson.dumps([d.isoformat() for d in days]).decode()} | (params or {}))
 
 
 def mark_all_touched(warehouse: Warehouse) -> None:
@@ -352,12 +361,8 @@ def refresh_pending(warehouse: Warehouse, metrics: Sequence[EventMetric] | None 
     days = pending_days(warehouse)
     recompute_daily_states(warehouse, days)
     end_days = refresh_event_metrics(warehouse, days, metrics, today, stored_through=_timestamp(started))
-    if days:
-        warehouse.execute(
-            "INSERT INTO agg_behavior_day_status (behavior_date, touched_at, refreshed_from) "
-            "SELECT toDate(arrayJoin(JSONExtract({days:String}, 'Array(String)'))), toDateTime64(0, 3, 'UTC'), "
-            "toDateTime64({started:String}, 3, 'UTC')",
-            {"days": orjson.dumps([d.isoformat() for d in days]).decode(), "started": started})
+    _day_status(warehouse, days, refreshed_from="toDateTime64({started:String}, 3, 'UTC')",
+                params={"started": started})
     return end_days
 
 

@@ -11,9 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from streams.child import ChildProcess
 from streams.config import Settings
 
 
@@ -60,14 +60,13 @@ def run_workers(settings: Settings, count: int, loglevel: str) -> int:
     return max(codes, key=abs)
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """`denomas-usage worker` as a child process, logging to a file."""
 
     def __init__(self, settings: Settings, bootstrap_servers: str, log_path: Path | None = None) -> None:
+        super().__init__(log_path or settings.data_dir / "worker.log")
         self.settings = settings
         self.bootstrap_servers = bootstrap_servers
-        self.log_path = log_path or settings.data_dir / "worker.log"
-        self._proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,31 +84,6 @@ class WorkerProcess:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
             )
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (Faust shuts down cleanly and commits), then SIGKILL if it hangs."""
-        if self._proc is None:
-            return None
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self._proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self._proc.poll() is None:
-                self._proc.kill()
-                self._proc.wait()
-        code = self._proc.returncode
-        self._proc = None
-        return code
 
     def __enter__(self) -> WorkerProcess:
         self.start()

@@ -98,18 +98,6 @@ class KillableWorker(WorkerProcess):
             else:
                 os.environ[HASH_KEY_ENV] = previous
 
-    def kill(self) -> None:
-        proc: subprocess.Popen | None = self._proc
-        if proc is None:
-            return
-        proc.kill()
-        proc.wait()
-        self._proc = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
 
 @dataclass
 class Acks:

@@ -7,8 +7,6 @@ so a receiver that drops repeated keys sees each event exactly once (README, "De
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 
 import orjson
@@ -41,14 +39,6 @@ def alert_event(number: int) -> dict:
     alert_id = f"instance_active_users_drop|instance:inst-{number:03d}|2026-W{number % 50 + 1:02d}"
     return {"event_id": f"{alert_id}:open", "alert_id": alert_id, "rule": "instance_active_users_drop",
             "state": "open", "scope": {"type": "instance", "id": f"inst-{number:03d}"}, "value": number}
-
-
-def kill(worker: WorkerProcess) -> None:
-    proc = worker._proc
-    assert proc is not None and proc.poll() is None, worker.log_tail()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    worker._proc = None
 
 
 async def wait_for(condition, timeout: float) -> None:
@@ -86,7 +76,7 @@ async def test_every_event_arrives_and_repeats_share_the_key(kafka_bootstrap, tm
         for kills in range(2):  # kill while deliveries are in flight, twice
             worker.start()
             await wait_for(lambda k=kills: len(receiver.accepted) >= 5 * (k + 1), timeout=90)
-            kill(worker)
+            worker.kill()
         worker.start()
         await wait_until_landed(settings, kafka_bootstrap, timeout=120, topics=[TOPIC_ALERTS])
         await wait_for(lambda: len(receiver.accepted) == EVENTS, timeout=60)

@@ -8,14 +8,13 @@ warehouse faults are retried with backoff until they pass, data errors raise Poi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from faults_support import small_tmpfs
 
 from streams.agents.common import WAREHOUSE_HEALTH, PoisonBatch, write_with_retry
 from streams.warehouse import RowsRefused, is_data_error
@@ -24,16 +23,6 @@ from streams.warehouse_service.embedded import ChdbWarehouse
 pytestmark = pytest.mark.integration
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs and chattr need root")
-
-
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size: str = "48m") -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def fill(path: Path) -> Path:
@@ -56,7 +45,7 @@ def stored(warehouse: ChdbWarehouse) -> int:
 
 @ROOT_ONLY
 def test_a_full_disk_raises_and_stores_nothing_then_the_same_write_lands(tmp_path):
-    with small_tmpfs(tmp_path / "disk") as disk:
+    with small_tmpfs(tmp_path / "disk", 48) as disk:
         warehouse = ChdbWarehouse(disk / "chdb")
         try:
             events_table(warehouse)

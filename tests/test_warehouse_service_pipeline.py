@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -77,14 +76,6 @@ def _ask_everyone(settings: Settings, observed: Observed) -> None:
         observed.failures.append(f"curl: {answer[:300]}")
 
 
-def _kill(worker: WorkerProcess) -> None:
-    proc = worker._proc
-    assert proc is not None and proc.poll() is None, worker.log_tail()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    worker._proc = None
-
-
 def _count(settings: Settings) -> int:
     port = int(settings.warehouse_url.rsplit(":", 1)[1])
     client = clickhouse_connect.get_client(host="127.0.0.1", port=port, database=settings.warehouse_database)
@@ -121,7 +112,7 @@ async def _stream(settings: Settings, bootstrap: str, fleet: SnowplowFleet, obse
                 await asyncio.to_thread(_ask_everyone, settings, observed)
             accepted += (await sending).events_accepted  # failures: the fleet's deliberately bad requests (4xx)
             if n == 0:
-                _kill(workers[0])
+                workers[0].kill()
                 workers[0].start()
         await wait_until_landed(settings, bootstrap, timeout=240)
         await asyncio.to_thread(_ask_everyone, settings, observed)

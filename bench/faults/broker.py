@@ -145,8 +145,7 @@ async def _worker_kill(env: FaultEnv) -> FaultResult:
         worker.start()
         first = await _seconds_until_processed(settings, env.bootstrap, url, started)
         env.progress(f"worker SIGKILL: first ping processed {first} s after the start; killing it")
-        os.kill(worker._proc.pid, signal.SIGKILL)  # type: ignore[union-attr]  # as a crash would end it
-        worker.stop()  # reaps the killed process
+        worker.kill()  # as a crash would end it
         restarted = time.monotonic()
         worker.start()
         recover = await _seconds_until_processed(settings, env.bootstrap, url, restarted)

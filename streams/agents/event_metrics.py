@@ -5,14 +5,10 @@ No topic of its own:
   time frame, value type, stage and xMAU flags from it (a ReplacingMergeTree, so each start's load replaces the last).
   A definition that is new, or whose time frame, value type, operator or events changed since the stored one, is
   first recomputed over every stored day (``rebuild_event_metrics``): the refresh below only covers new days;
-- a timer (on the leader worker) calls ``refresh_pending``, which finds the event days stored since its last run
-  (agg_behavior_stored_day, filled by a materialized view whoever wrote the events: the Snowplow sink, a replay, a
-  backfill) and recomputes the 7/28-day windows and totals those days affect. A timer rather than a call inside the
-  sink: one refresh covers many sink batches (a recompute costs days x scopes, the same for one batch or fifty), and
-  it cannot slow down or fail the sink's acks. Its progress is kept in the warehouse, so a crash or a failed run only
-  means the next run takes the same days again;
-- a stopping worker refreshes once more, so the events it stored since the last tick are covered when it is gone
-  (what `denomas-usage demo` reads after stopping its worker).
+- the Snowplow sink refreshes the derived tables of the days each batch touched before it acks it
+  (``streams.event_metrics.refresh_pending``); a timer on the leader worker runs the same refresh for other writers
+  (a replay, a backfill) and for the data horizon moving with the date. Progress is kept in the warehouse
+  (agg_behavior_day_status), so a crash or a failed run only means the next run takes the same days again.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from streams.agents.common import AgentContext
 from streams.enrich.event_metrics import EventMetric
@@ -84,6 +79,3 @@ def register(ctx: AgentContext) -> None:
     async def refresh_event_metrics() -> None:
         await refresh(warehouse)
 
-    @ctx.app.on_before_shutdown.connect
-    async def refresh_before_stopping(app: Any, **kwargs: Any) -> None:
-        await refresh(warehouse)

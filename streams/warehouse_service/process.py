@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from streams.child import ChildProcess
 from streams.config import Settings
 
 
@@ -20,17 +20,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WarehouseServiceProcess:
+class WarehouseServiceProcess(ChildProcess):
     """Start, wait until /ping answers, stop with SIGTERM (the engine closes cleanly)."""
 
     def __init__(self, settings: Settings, port: int | None = None, users_path: Path | None = None,
                  log_path: Path | None = None, readers: int = 2) -> None:
+        super().__init__(log_path or settings.data_dir / "warehouse.log")
         self.settings = settings
         self.port = port or free_port()
         self.users_path = users_path
         self.readers = readers
-        self.log_path = log_path or settings.data_dir / "warehouse.log"
-        self._proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -62,33 +61,6 @@ class WarehouseServiceProcess:
     @property
     def returncode(self) -> int | None:
         return self._proc.poll() if self._proc else None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self._proc is None:
-            return None
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        code = self._proc.returncode
-        self._proc = None
-        return code
 
     def __enter__(self) -> WarehouseServiceProcess:
         self.start()
