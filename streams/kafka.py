@@ -6,7 +6,6 @@ the cache dir. With `KAFKA_BOOTSTRAP_SERVERS` set, an existing cluster is used i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import atexit
 import base64
@@ -736,25 +735,8 @@ def kafka_cluster(settings: Settings, timeout: float = 90) -> Iterator[str]:
 DEFAULT_BROKER_PORT = 9092
 
 
-def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `broker start` (shared by `denomas-usage broker start` and `python -m streams.kafka`)."""
-    parser.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT,
-                        help=f"PLAINTEXT port (default {DEFAULT_BROKER_PORT}; 0 = pick a free one)")
-    parser.add_argument("--heap", default="512m", help="JVM heap (default 512m)")
-    parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for the broker to be ready")
-
-
-def main_broker(argv: list[str]) -> int:
-    """`python -m streams.kafka start [--port N]`."""
-    parser = argparse.ArgumentParser(prog="broker", description="Local single-node Kafka (KRaft) broker")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_broker_arguments(sub.add_parser("start", help="run the broker in the foreground"))
-    args = parser.parse_args(argv)
-    return run_broker(args.port, args.heap, args.timeout)
-
-
 def run_broker(port: int, heap: str, timeout: float) -> int:
-    """`broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
+    """`denomas-usage broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
     settings = Settings.from_env()
 
     def _interrupt(signum: int, frame: object) -> None:
@@ -787,7 +769,3 @@ def run_broker(port: int, heap: str, timeout: float) -> int:
         if broker is not None:
             broker.stop()
         signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main_broker(sys.argv[1:]))
