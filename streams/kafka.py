@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -659,14 +659,23 @@ async def consumer_group_lag(bootstrap: str, group_id: str, topics: list[str]) -
 
 
 async def wait_for_zero_lag(
-    bootstrap: str, group_id: str, topics: list[str], timeout: float, poll: float = 0.2
+    bootstrap: str, group_id: str, topics: list[str], timeout: float, poll: float = 0.2,
+    progress: Callable[[int, int], object] | None = None,
 ) -> None:
+    """Until the group has consumed everything on `topics`; `progress(done, total)`: records consumed of the
+    largest lag seen."""
     deadline = time.monotonic() + timeout
+    worst = 0
     async with OffsetProbe(bootstrap) as probe:
         while (lag := await probe.group_lag(group_id, topics)) > 0:
+            worst = max(worst, lag)
+            if progress is not None:
+                progress(worst - lag, worst)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"consumer group {group_id!r} still has lag {lag} on {topics} after {timeout:.0f} s")
             await asyncio.sleep(poll)
+    if progress is not None and worst:
+        progress(worst, worst)
 
 
 # --------------------------------------------------------------------------------------------- client logs

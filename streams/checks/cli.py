@@ -13,16 +13,14 @@ def cmd_check(settings: Settings, select: Sequence[str], store: bool = True) -> 
     """Exit status: 0 when no check fails at error level, 1 when one does, 2 on a bad selector or spec."""
     from streams.checks.runner import format_run, run_checks
     from streams.checks.spec import SpecError
-    from streams.warehouse import migrate, open_warehouse
+    from streams.cli.common import connected, progress_to_stderr
 
-    warehouse = open_warehouse(settings)
     try:
-        migrate(warehouse)
-        run = run_checks(warehouse, settings, select, bootstrap=settings.kafka_bootstrap_servers, store=store)
+        with connected(settings, migrated=True) as warehouse, progress_to_stderr("checks") as progress:
+            run = run_checks(warehouse, settings, select, bootstrap=settings.kafka_bootstrap_servers, store=store,
+                             progress=progress)
     except (SpecError, LookupError) as exc:
         print(f"check: {exc}", file=sys.stderr)
         return 2
-    finally:
-        warehouse.close()
     print(format_run(run))
     return 1 if run.failed else 0

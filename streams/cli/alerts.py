@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from streams.cli.common import connected
+from streams.cli.common import connected, progress_to_stderr
 from streams.config import Settings
 
 app = typer.Typer()
@@ -93,7 +93,9 @@ def backtest(
             print(f"rule {chosen.name} cannot be evaluated on this warehouse: {why}", file=sys.stderr)
             raise typer.Exit(1)
         series = reader.series(chosen, None, None, date.today())
-    fired = replay(chosen, {Scope(chosen.scope, sid): points for sid, points in series.items()}, from_, to)
+    with progress_to_stderr("scopes replayed", len(series)) as progress:
+        fired = replay(chosen, {Scope(chosen.scope, sid): points for sid, points in series.items()}, from_, to,
+                       progress=progress)
     rows = [(t.period.isoformat(), t.state, t.scope.type, t.scope.id, t.value, t.baseline,
              t.threshold if t.state == "open" else t.recovery,
              round((t.value - t.baseline) / t.baseline * 100, 1) if t.baseline else None, t.alert_id) for t in fired]

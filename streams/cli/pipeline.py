@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.common import connected
+from streams.cli.common import apply_migrations, connected
 from streams.config import Settings
 from streams.kafka import DEFAULT_BROKER_PORT
 
@@ -115,8 +115,6 @@ def broker_start(
 @app.command()
 def migrate() -> None:
     """Apply the clickhouse/ migrations that are not applied yet."""
-    from streams.warehouse import migrate as apply_migrations
-
     with connected() as store:
         applied = apply_migrations(store)
     print("applied: " + (", ".join(applied) if applied else "nothing new"))

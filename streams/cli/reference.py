@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from streams.cli.common import connected
+from streams.cli.common import connected, progress_to_stderr
 from streams.config import Settings
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ async def _publish(settings: Settings, bootstrap: str, kind: RefKind, rows: list
     from streams.topics import ensure_topics
 
     await ensure_topics(bootstrap, settings)  # the compacted topic must not be auto-created with broker defaults
-    return await publish(settings, bootstrap, kind, rows)
+    with progress_to_stderr("published", len(rows)) as progress:
+        return await publish(settings, bootstrap, kind, rows, progress=progress)
 
 
 @reference.command("columns")
