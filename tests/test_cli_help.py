@@ -4,6 +4,7 @@ command lines parse, options keep their argparse-era meaning (exit 2 on usage er
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import re
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import typer.main
+import yaml
 
 from streams.cli import app, main
 from streams.config import PROJECT_ROOT
@@ -94,6 +96,39 @@ def test_the_readme_command_lines_parse(line):
     assert len(README_LINES) >= 15  # the README's examples were found at all
     words = shlex.split(line.replace("[", "").replace("]", ""))  # optional parts are written as [--open]
     _parse([w.split("|")[0] for w in words])  # choices are written as csv|parquet: the first one
+
+
+def _child_process_commands() -> list[list[str]]:
+    """The literal words after `-m streams.cli` in every Python list of streams/, bench/ and tests/ (child
+    processes), and the `denomas-usage` commands of docker-compose.yml."""
+    found = []
+    for path in sorted(p for d in ("streams", "bench", "tests") for p in (PROJECT_ROOT / d).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.List):
+                continue
+            words = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+            for i in range(len(words) - 1):
+                if words[i:i + 2] == ["-m", "streams.cli"]:
+                    rest = words[i + 2:]
+                    found.append(rest[:rest.index(None)] if None in rest else rest)
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    found += [s["command"][1:] for s in compose["services"].values() if s.get("command", [None])[0] == "denomas-usage"]
+    return [words for words in found if words]
+
+
+CHILD_COMMANDS = _child_process_commands()
+
+
+@pytest.mark.parametrize("words", CHILD_COMMANDS, ids=[" ".join(w) for w in CHILD_COMMANDS])
+def test_child_process_commands_name_a_command_and_its_options(words):
+    """The words may stop early (the rest is computed): the command must exist and know every option named."""
+    assert len(CHILD_COMMANDS) >= 8  # the lists were found at all
+    command: Any = ROOT
+    while words and words[0] in getattr(command, "commands", {}):
+        command, words = command.commands[words[0]], words[1:]
+    assert not hasattr(command, "commands"), f"no command in {words}"
+    known = {opt for param in command.params for opt in param.opts}
+    assert {w for w in words if w.startswith("--")} <= known
 
 
 def test_options_keep_their_meaning():
