@@ -45,18 +45,17 @@ def warehouse(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="default: DENOMAS_WAREHOUSE_PORT, else 8123",
                                              show_default=False)] = None,
-    users: Annotated[str | None, typer.Option(help="users file (YAML or TOML, sha256 passwords); default: the "
-                                                   "`default` user only", show_default=False)] = None,
+    users: Annotated[Path | None, typer.Option(help="users file (YAML or TOML, sha256 passwords); default: the "
+                                                    "`default` user only", show_default=False)] = None,
     readers: Annotated[int, typer.Option(help="engine connections for queries")] = 2,
     loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
 ) -> None:
     """Serve the embedded warehouse over ClickHouse's HTTP interface (the process that owns its data directory)."""
-    from streams.warehouse_service.__main__ import main as warehouse_main
+    from streams.warehouse_service.__main__ import run_service
 
     settings = Settings.from_env()
-    argv = ["--host", host, "--port", str(port or settings.warehouse_port), "--readers", str(readers),
-            "--data-dir", str(settings.data_dir), "--loglevel", loglevel]
-    raise typer.Exit(warehouse_main(argv + (["--users", users] if users else [])))
+    settings = replace(settings, data_dir=settings.data_dir.resolve())
+    raise typer.Exit(run_service(settings, host, port or settings.warehouse_port, users, readers, loglevel))
 
 
 @app.command()
