@@ -127,10 +127,16 @@ def query(
     """Run SQL against the warehouse and print a table; read-only unless --write.
 
     The warehouse enforces it: the readonly setting travels with the request, whatever the SQL text holds."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
     from streams.tables import format_table
 
-    with connected() as store:
-        result = store.query(sql, settings=None if write else {"readonly": 1})
+    try:
+        with connected() as store:
+            result = store.query(sql, settings=None if write else {"readonly": 1})
+    except DatabaseError as exc:  # the warehouse's own reason (a refused write, a syntax error), no traceback
+        print(f"query: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
     print(format_table(result.columns, result.rows))
     print(f"({len(result.rows)} rows, {result.rows_read:,} rows read)")
 
