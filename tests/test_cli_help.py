@@ -49,8 +49,10 @@ def test_the_app_has_every_command_of_the_readme():
     assert expected <= names, expected - names
 
 
+@pytest.mark.parametrize("markup", ["rich", None], ids=["terminal", "plain"])
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
-def test_every_command_and_option_has_help_and_help_exits_zero(path, command):
+def test_every_command_and_option_has_help_and_help_exits_zero(path, command, markup, monkeypatch):
+    monkeypatch.setattr(app, "rich_markup_mode", markup)  # rich panels on a terminal, plain text otherwise
     assert (command.help or "").strip(), f"{' '.join(path)} has no help text"
     undocumented = [p.name for p in command.params if p.name != "help" and not (getattr(p, "help", "") or "").strip()]
     assert not undocumented, f"{' '.join(path)}: options without help: {undocumented}"

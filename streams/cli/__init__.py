@@ -26,6 +26,7 @@ Adding a command:
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
 
@@ -36,8 +37,9 @@ GROUPS = (pipeline, reference, marts, alerts, checks)
 app = typer.Typer(
     name="denomas-usage", help="Denomas product usage data: run, demo, query and operate the pipeline.",
     no_args_is_help=True, add_completion=False,
+    rich_markup_mode="rich" if sys.stdout.isatty() else None,  # panels on a terminal, plain 7-bit text in logs
     pretty_exceptions_enable=False,  # plain tracebacks: no locals (settings hold passwords) in logs
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "terminal_width": 120, "max_content_width": 120},
 )
 for group in GROUPS:
     app.add_typer(group.app)
