@@ -44,7 +44,7 @@ from streams.fleet_seat_link import landed_counts as seat_version_landed
 from streams.fleet_snowplow import SnowplowFleet, generate_snowplow, send_snowplow
 from streams.fleet_snowplow import landed_counts as snowplow_landed
 from streams.kafka import kafka_cluster, wait_for_zero_lag
-from streams.progress import ItemProgress
+from streams.progress import ItemProgress, ProgressCallback
 from streams.reference import match_rate
 from streams.reference import publish as publish_reference
 from streams.tables import format_table
@@ -115,11 +115,11 @@ def landed(warehouse: Warehouse) -> dict[str, int]:
 
 
 async def wait_until_landed(settings: Settings, bootstrap: str, timeout: float = 300,
-                            topics: list[str] | None = None) -> None:
+                            topics: list[str] | None = None, progress: ProgressCallback | None = None) -> None:
     """Everything published so far has been processed: the worker's group has no lag on any of `topics`
     (unprefixed names; default: every topic the worker consumes)."""
     names = [settings.topic(t) for t in (topics or CONSUMED_TOPICS)]
-    await wait_for_zero_lag(bootstrap, settings.app_id, names, timeout=timeout)
+    await wait_for_zero_lag(bootstrap, settings.app_id, names, timeout=timeout, progress=progress)
 
 
 @dataclass
@@ -153,13 +153,16 @@ async def feed(url: str, fleet: DemoFleet) -> DemoReports:
     print(f"  Service Ping: {len(fleet.pings):,} pings")
     pings = await send_pings(url, fleet.pings)
     print(f"  Seat Link: {len(fleet.seat_links):,} daily reports", flush=True)
-    seat_links = await send_seat_links(url, fleet.seat_links)
+    with ItemProgress("sent", len(fleet.seat_links)) as progress:
+        seat_links = await send_seat_links(url, fleet.seat_links, progress=progress)
     print(f"  Version Check: {len(fleet.version_checks):,} checks", flush=True)
-    version_checks = await send_version_checks(url, fleet.version_checks)
+    with ItemProgress("sent", len(fleet.version_checks)) as progress:
+        version_checks = await send_version_checks(url, fleet.version_checks, progress=progress)
     answered = Counter(s for s in version_checks.severities if s)
     print(f"    answered as of the day each was made: {', '.join(f'{n} {s}' for s, n in sorted(answered.items()))}")
     print(f"  Snowplow: {len(fleet.snowplow.events):,} events in tracker batches", flush=True)
-    snowplow = await send_snowplow(url, fleet.snowplow.events, fleet.snowplow.bad_requests)
+    with ItemProgress("sent", len(fleet.snowplow.events)) as progress:
+        snowplow = await send_snowplow(url, fleet.snowplow.events, fleet.snowplow.bad_requests, progress=progress)
     return DemoReports(pings, seat_links, version_checks, snowplow)
 
 
@@ -177,7 +180,8 @@ async def _run_pipeline(settings: Settings, bootstrap: str, fleet: DemoFleet) ->
             await publish_reference(settings, bootstrap, REFERENCE_KINDS[kind], fleet.reference.rows[kind])
         reports = await feed(url, fleet)
         print("  waiting for the agents to land everything ...", flush=True)
-        await wait_until_landed(settings, bootstrap)
+        with ItemProgress("records processed", 0) as progress:
+            await wait_until_landed(settings, bootstrap, progress=progress)
         if not worker.alive():
             raise RuntimeError(f"worker exited early:\n{worker.log_tail()}")
         return reports

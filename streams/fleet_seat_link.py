@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -32,6 +32,9 @@ import orjson
 from streams.enrich.version_check import AS_OF_HEADER
 from streams.fleet import FleetLicense, GeneratedPing, fleet_licenses, generate_fleet
 from streams.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from streams.progress import ProgressCallback
 
 GENERATIONS = ("12.9", "13.0", "13.x", "14.x", "14.x+license_md5", "add_on_metrics", "18.1+")
 # Licensed instances take generations in this order (after a seeded shuffle): every generation once, then
@@ -321,21 +324,26 @@ class VersionCheckReport:
     failures: list[str] = field(default_factory=list)
 
 
-async def _run_all(count: int, concurrency: int, send: Any) -> None:
+async def _run_all(count: int, concurrency: int, send: Any, progress: ProgressCallback | None = None) -> None:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(count):
         queue.put_nowait(index)
+    done = 0
 
     async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal done
         while not queue.empty():
             await send(session, queue.get_nowait())
+            done += 1
+            if progress is not None:
+                progress(done, count)
 
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
 
 
-async def send_seat_links(url: str, payloads: Sequence[GeneratedSeatLink | bytes],
-                          concurrency: int = 8) -> SeatLinkReport:
+async def send_seat_links(url: str, payloads: Sequence[GeneratedSeatLink | bytes], concurrency: int = 8,
+                          progress: ProgressCallback | None = None) -> SeatLinkReport:
     """POST each report to /api/v1/seat_links as the instance's worker does."""
     report = SeatLinkReport(statuses=[0] * len(payloads))
     headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "Denomas/18.1.0"}
@@ -353,12 +361,12 @@ async def send_seat_links(url: str, payloads: Sequence[GeneratedSeatLink | bytes
             report.refused += 1
             report.failures.append(f"{response.status}: {answer.get('error')}")
 
-    await _run_all(len(payloads), concurrency, send)
+    await _run_all(len(payloads), concurrency, send, progress)
     return report
 
 
-async def send_version_checks(url: str, checks: Sequence[GeneratedVersionCheck],
-                              concurrency: int = 8) -> VersionCheckReport:
+async def send_version_checks(url: str, checks: Sequence[GeneratedVersionCheck], concurrency: int = 8,
+                              progress: ProgressCallback | None = None) -> VersionCheckReport:
     """GET check.json (or the badge) with the instance's Referer and the day it asked (AS_OF_HEADER, honoured by a
     collector that allows replays); records the severity answered."""
     report = VersionCheckReport(statuses=[0] * len(checks), severities=[None] * len(checks),
@@ -388,5 +396,5 @@ async def send_version_checks(url: str, checks: Sequence[GeneratedVersionCheck],
             report.answers[index] = body
         report.severities[index] = severity
 
-    await _run_all(len(checks), concurrency, send)
+    await _run_all(len(checks), concurrency, send, progress)
     return report

@@ -28,7 +28,7 @@ import uuid as uuidlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -36,6 +36,9 @@ import orjson
 from streams.enrich.geo import locate
 from streams.enrich.useragent import ua_family
 from streams.fleet import generate_fleet
+
+if TYPE_CHECKING:
+    from streams.progress import ProgressCallback
 
 PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 CONTEXTS = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
@@ -477,6 +480,7 @@ def generate_snowplow(instances: int, weeks: int, seed: int = 42, start: date = 
 @dataclass
 class SnowplowSendReport:
     requests: int = 0
+    events_sent: int = 0
     events_accepted: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -501,7 +505,7 @@ def tracker_batches(events: list[GeneratedEvent], size: int = BATCH_SIZE) -> lis
 
 
 async def send_snowplow(url: str, events: list[GeneratedEvent], bad_requests: list[GeneratedRequest] = (),
-                        concurrency: int = 4) -> SnowplowSendReport:
+                        concurrency: int = 4, progress: ProgressCallback | None = None) -> SnowplowSendReport:
     """POST the events in tracker batches to {url}/com.snowplowanalytics.snowplow/tp2, then the bad requests.
 
     Batches of one tracker are sent in order, `stm` is stamped now with the device's skew, as a tracker
@@ -529,6 +533,9 @@ async def send_snowplow(url: str, events: list[GeneratedEvent], bad_requests: li
         body = orjson.dumps({"schema": PAYLOAD_DATA, "data": [e.payload | {"stm": stm} for e in batch]})
         if await post(session, body) == 200:
             report.events_accepted += len(batch)
+        report.events_sent += len(batch)
+        if progress is not None:
+            progress(report.events_sent, len(events))
 
     async def worker(session: aiohttp.ClientSession, queue: list[list[list[GeneratedEvent]]]) -> None:
         while queue:

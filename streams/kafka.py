@@ -6,7 +6,6 @@ the cache dir. With `KAFKA_BOOTSTRAP_SERVERS` set, an existing cluster is used i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import atexit
 import base64
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -660,14 +659,23 @@ async def consumer_group_lag(bootstrap: str, group_id: str, topics: list[str]) -
 
 
 async def wait_for_zero_lag(
-    bootstrap: str, group_id: str, topics: list[str], timeout: float, poll: float = 0.2
+    bootstrap: str, group_id: str, topics: list[str], timeout: float, poll: float = 0.2,
+    progress: Callable[[int, int], object] | None = None,
 ) -> None:
+    """Until the group has consumed everything on `topics`; `progress(done, total)`: records consumed of the
+    largest lag seen."""
     deadline = time.monotonic() + timeout
+    worst = 0
     async with OffsetProbe(bootstrap) as probe:
         while (lag := await probe.group_lag(group_id, topics)) > 0:
+            worst = max(worst, lag)
+            if progress is not None:
+                progress(worst - lag, worst)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"consumer group {group_id!r} still has lag {lag} on {topics} after {timeout:.0f} s")
             await asyncio.sleep(poll)
+    if progress is not None and worst:
+        progress(worst, worst)
 
 
 # --------------------------------------------------------------------------------------------- client logs
@@ -736,25 +744,8 @@ def kafka_cluster(settings: Settings, timeout: float = 90) -> Iterator[str]:
 DEFAULT_BROKER_PORT = 9092
 
 
-def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `broker start` (shared by `denomas-usage broker start` and `python -m streams.kafka`)."""
-    parser.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT,
-                        help=f"PLAINTEXT port (default {DEFAULT_BROKER_PORT}; 0 = pick a free one)")
-    parser.add_argument("--heap", default="512m", help="JVM heap (default 512m)")
-    parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for the broker to be ready")
-
-
-def main_broker(argv: list[str]) -> int:
-    """`python -m streams.kafka start [--port N]`."""
-    parser = argparse.ArgumentParser(prog="broker", description="Local single-node Kafka (KRaft) broker")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_broker_arguments(sub.add_parser("start", help="run the broker in the foreground"))
-    args = parser.parse_args(argv)
-    return run_broker(args.port, args.heap, args.timeout)
-
-
 def run_broker(port: int, heap: str, timeout: float) -> int:
-    """`broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
+    """`denomas-usage broker start`: run a local broker in the foreground until Ctrl-C or SIGTERM."""
     settings = Settings.from_env()
 
     def _interrupt(signum: int, frame: object) -> None:
@@ -787,7 +778,3 @@ def run_broker(port: int, heap: str, timeout: float) -> int:
         if broker is not None:
             broker.stop()
         signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main_broker(sys.argv[1:]))

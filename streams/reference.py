@@ -8,7 +8,7 @@ natural id with updated_at as the version), so loading the same file twice chang
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,19 +118,20 @@ def topic_record(kind: RefKind, row: dict[str, Any]) -> tuple[bytes, bytes]:
 
 
 async def publish(settings: Settings, bootstrap: str, kind: RefKind, rows: Sequence[dict[str, Any]],
-                  deletes: Sequence[str] = ()) -> int:
-    """Send rows (and tombstones for `deletes`) to the kind's compacted topic; returns records sent."""
+                  deletes: Sequence[str] = (), progress: Callable[[int, int], object] | None = None) -> int:
+    """Send rows (and tombstones for `deletes`) to the kind's compacted topic; returns records sent.
+    `progress(done, total)` after each record."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         topic = settings.topic(kind.topic)
-        for row in rows:
-            key, value = topic_record(kind, row)
+        records = [topic_record(kind, row) for row in rows] + [(key.encode(), None) for key in deletes]
+        for done, (key, value) in enumerate(records, 1):
             await producer.send_and_wait(topic, value, key=key)
-        for key in deletes:
-            await producer.send_and_wait(topic, None, key=key.encode())
+            if progress is not None:
+                progress(done, len(records))
     finally:
         await producer.stop()
     return len(rows) + len(deletes)

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -180,19 +180,23 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def migrate(warehouse: Warehouse, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply the migrations not applied yet; return their names. A changed applied file is an error."""
+def migrate(warehouse: Warehouse, directory: Path = MIGRATIONS_DIR,
+            progress: Callable[[int, int], object] | None = None) -> list[str]:
+    """Apply the migrations not applied yet; return their names. A changed applied file is an error.
+    `progress(done, total)` is called after each one applied (see streams/progress.py)."""
     warehouse.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String, "
         "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
     )
     applied = {row[0]: row[2] for row in warehouse.query("SELECT version, name, checksum FROM schema_migrations").rows}
-    done = []
+    pending = []
     for migration in load_migrations(directory):
-        if migration.version in applied:
-            if applied[migration.version] != migration.checksum:
-                raise RuntimeError(f"migration {migration.name} changed after it was applied; add a new file instead")
-            continue
+        if migration.version not in applied:
+            pending.append(migration)
+        elif applied[migration.version] != migration.checksum:
+            raise RuntimeError(f"migration {migration.name} changed after it was applied; add a new file instead")
+    done = []
+    for migration in pending:
         for statement in migration.statements():
             warehouse.execute(statement)
         warehouse.insert("schema_migrations", [{
@@ -200,6 +204,8 @@ def migrate(warehouse: Warehouse, directory: Path = MIGRATIONS_DIR) -> list[str]
             "applied_at": datetime.now(UTC),
         }])
         done.append(migration.name)
+        if progress is not None:
+            progress(len(done), len(pending))
     return done
 
 

@@ -50,9 +50,10 @@ def _run(args: list[str], data_dir, monkeypatch, capsys) -> tuple[int, list[list
 
 
 def test_backtest_prints_what_the_rule_would_have_fired(data_dir, monkeypatch, capsys):
-    code, lines, _ = _run(["alerts", "backtest", "--rules", str(data_dir / "rules.yml"), "--rule", "sub_users"],
-                          data_dir, monkeypatch, capsys)
+    code, lines, err = _run(["alerts", "backtest", "--rules", str(data_dir / "rules.yml"), "--rule", "sub_users"],
+                            data_dir, monkeypatch, capsys)
     assert code == 0
+    assert [line.split(" (")[0] for line in err.splitlines()] == ["  scopes replayed 1/2", "  scopes replayed 2/2"]
     rows = [line[:7] for line in lines if line and line[0] in WEEK]
     # sub-1 = inst-a + inst-b: 163 -> 111 (-52 >= 40) in week 3, back to 159 in week 5 (>= 90 % of 163 = 146.7)
     assert rows == [[WEEK[3], "open", "subscription", "sub-1", "111", "163", "123"],

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from streams.cli import build_parser, collector_settings
+import pytest
+import typer.main
+
+from streams.cli import app
+from streams.cli.pipeline import collector_settings
 from streams.config import Settings
+
+
+def parsed(path: list[str], argv: list[str]) -> dict[str, Any]:
+    """The parameters the command at `path` (e.g. ["broker", "start"]) gets from `argv`, without running it."""
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command.make_context(" ".join(path), argv).params
 
 
 def _collector(argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.delenv("DENOMAS_COLLECTOR_PORT", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return collector_settings(build_parser().parse_args(["collector", *argv]), Settings.from_env())
+    return collector_settings(Settings.from_env(), **parsed(["collector"], argv))
 
 
 @pytest.mark.parametrize(("argv", "env", "host", "port"), [
@@ -27,9 +39,9 @@ def test_collector_port_from_command_line_environment_or_default(argv, env, host
 
 
 @pytest.mark.parametrize(("argv", "port", "heap"), [
-    (["broker", "start"], 9092, "512m"),
-    (["broker", "start", "--port", "19092", "--heap", "1g"], 19092, "1g"),
+    ([], 9092, "512m"),
+    (["--port", "19092", "--heap", "1g"], 19092, "1g"),
 ])
 def test_broker_start_options_are_parsed(argv, port, heap):
-    args = build_parser().parse_args(argv)
-    assert (args.action, args.port, args.heap) == ("start", port, heap)
+    params = parsed(["broker", "start"], argv)
+    assert (params["port"], params["heap"]) == (port, heap)

@@ -14,7 +14,7 @@ whole window of a rolling 7/28-day window series (so windows that share days are
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -207,12 +207,15 @@ def evaluate_scope(rule: Rule, scope: Scope, points: Sequence[Point],
 
 
 def backtest(rule: Rule, series: dict[Scope, list[Point]], start: date | None = None,
-             end: date | None = None) -> list[Transition]:
-    """What the rule would have fired over this history (all of it is used as baseline), within [start, end]."""
+             end: date | None = None, progress: Callable[[int, int], object] | None = None) -> list[Transition]:
+    """What the rule would have fired over this history (all of it is used as baseline), within [start, end];
+    `progress(done, total)` after each scope."""
     fired = []
-    for scope in sorted(series):
+    for done, scope in enumerate(sorted(series), 1):
         transitions, _ = evaluate_scope(rule, scope, series[scope])
         fired += [t for t in transitions if (start is None or t.period >= start) and (end is None or t.period <= end)]
+        if progress is not None:
+            progress(done, len(series))
     return sorted(fired, key=lambda t: (t.period, t.scope, t.state))
 
 

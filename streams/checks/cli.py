@@ -1,35 +1,26 @@
-"""`denomas-usage check [--select ...]`: run the trusted-data checks, print them, store them, fail on errors."""
+"""`denomas-usage check`: run the trusted-data checks, print them, store them, fail on errors
+(the command line is streams/cli/checks.py)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
 from streams.config import Settings
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_check(settings: Settings, select: Sequence[str], store: bool = True) -> int:
+    """Exit status: 0 when no check fails at error level, 1 when one does, 2 on a bad selector or spec."""
     from streams.checks.runner import format_run, run_checks
     from streams.checks.spec import SpecError
-    from streams.warehouse import migrate, open_warehouse
+    from streams.cli.common import connected, progress_to_stderr
 
-    warehouse = open_warehouse(settings)
     try:
-        migrate(warehouse)
-        run = run_checks(warehouse, settings, args.select or (), bootstrap=settings.kafka_bootstrap_servers,
-                         store=not args.no_store)
+        with connected(settings, migrated=True) as warehouse, progress_to_stderr("checks") as progress:
+            run = run_checks(warehouse, settings, select, bootstrap=settings.kafka_bootstrap_servers, store=store,
+                             progress=progress)
     except (SpecError, LookupError) as exc:
         print(f"check: {exc}", file=sys.stderr)
         return 2
-    finally:
-        warehouse.close()
     print(format_run(run))
     return 1 if run.failed else 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    check = sub.add_parser("check", help="run the trusted-data checks (clickhouse/checks/*.yml); exit 1 on errors")
-    check.add_argument("--select", nargs="+", metavar="SELECTOR",
-                       help="check names (globs), tables, kinds (kind:freshness) or sources (source:seat_link)")
-    check.add_argument("--no-store", action="store_true", help="do not write the results to check_results")
-    check.set_defaults(func=cmd_check)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,14 +60,20 @@ def run_one(warehouse: Warehouse, catalog: Catalog, check: Check, settings: Sett
 
 
 def run_checks(warehouse: Warehouse, settings: Settings, selectors: Sequence[str] = (), bootstrap: str | None = None,
-               checks: Sequence[Check] | None = None, now: datetime | None = None, store: bool = True) -> Run:
-    """Run the selected checks (default: every declared one) and store their results."""
+               checks: Sequence[Check] | None = None, now: datetime | None = None, store: bool = True,
+               progress: Callable[[int, int], object] | None = None) -> Run:
+    """Run the selected checks (default: every declared one) and store their results; `progress(done, total)`
+    after each check."""
     now = now or datetime.now(UTC)
     catalog = Catalog(warehouse)
     selected = [c for c in (load_checks() if checks is None else checks) if c.selected_by(selectors)]
     if selectors and not selected:
         raise LookupError(f"no check matches {list(selectors)}")
-    results = [r for check in selected for r in run_one(warehouse, catalog, check, settings, bootstrap, now)]
+    results = []
+    for done, check in enumerate(selected, 1):
+        results += run_one(warehouse, catalog, check, settings, bootstrap, now)
+        if progress is not None:
+            progress(done, len(selected))
     run = Run(uuid.uuid4().hex, now, results)
     if store:
         store_results(warehouse, run)

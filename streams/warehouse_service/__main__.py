@@ -21,11 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readers", type=int, default=2, help="engine connections for queries")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {"data_dir": args.data_dir.resolve()} if args.data_dir else {}
-    settings = Settings.from_env(**overrides)
+    return run_service(Settings.from_env(**overrides), args.host, args.port, args.users, args.readers, args.loglevel)
+
+
+def run_service(settings: Settings, host: str, port: int, users: Path | None, readers: int, loglevel: str) -> int:
+    """Serve until stopped (also `denomas-usage warehouse`); 3: the data directory is held by another process."""
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        force=True)
     try:
-        serve(settings, args.host, args.port, users_path=args.users, readers=args.readers)
+        serve(settings, host, port, users_path=users, readers=readers)
     except DirectoryInUse as error:
         print(f"warehouse: {error}", file=sys.stderr)
         return 3
