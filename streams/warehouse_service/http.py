@@ -54,9 +54,10 @@ CLIENT_SETTINGS = frozenset({
 MAX_QUERY_BYTES = 16 * 1024 * 1024  # a statement (not insert data) read from a POST body
 HEAD_BYTES = 256 * 1024  # where an INSERT statement in a POST body must end (its data follows)
 
-# Called with the user, the parsed statement and a reader connection (for more of the engine's analysis, e.g.
-# EXPLAIN QUERY TREE to see which tables and columns a query reads) before the statement runs; raises to refuse.
-AccessCheck = Callable[[User, Statement, Connection], None]
+# Called with the user, the parsed statement, a reader connection (for more of the engine's analysis, e.g.
+# EXPLAIN QUERY TREE to see which tables and columns a query reads; its current database is the request's) and the
+# request's database, before the statement runs; raises to refuse (streams/warehouse_service/access.py).
+AccessCheck = Callable[[User, Statement, Connection, str], None]
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,8 @@ class WarehouseHTTP:
         if req.readonly == 1 and any(node == "Set" for _, node in statement.ast):
             raise ClickHouseError(164, "READONLY", "Cannot modify settings in readonly mode")
         if self.access_check is not None:
-            self.access_check(req.user, statement, conn)
+            with conn.context(req.database, {}):
+                self.access_check(req.user, statement, conn, req.database)
 
     def _run(self, conn: Connection, req: QueryRequest, statement: Statement, fmt: str) -> Result:
         with conn.context(req.database, req.settings):

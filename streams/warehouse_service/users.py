@@ -7,11 +7,12 @@
       analyst:
         password_sha256_hex: 5e8848...
         readonly: 1                    # 1: reads only, no settings changes; 2: reads only, settings allowed
-        roles: [analyst]               # for the per-role access check (another issue)
+        roles: [analyst]               # analyst, customer_success, finance, admin, writer (README "Roles")
         settings: {max_execution_time: 60}
         networks: [127.0.0.0/8, "::1/128", 10.0.0.0/8]
 
-Without a file there is one user, `default`, without password, loopback only.
+Without a file there is one user, `default`, without password, loopback only. A user without `roles` is not
+restricted (as ClickHouse's `default`); give every person a role.
 """
 
 from __future__ import annotations
