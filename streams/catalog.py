@@ -10,6 +10,7 @@ hand, so the catalog cannot drift from the SQL: change a COMMENT in a migration 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,18 @@ YELLOW_COLUMNS: dict[str, frozenset[str]] = {
         "billable_user_count", "max_historical_user_count", "license_utilization", "seat_link_billable_user_count",
     }),
 }
+
+def columns_classes(name: str, classes: frozenset[str], columns: Iterable[str]) -> frozenset[str]:
+    """The classes of some columns of an object: its own, without Yellow when none of them is a Yellow column."""
+    yellow = YELLOW_COLUMNS.get(name)
+    if yellow is not None and not yellow & set(columns):
+        return classes - {"Yellow"}
+    return classes
+
+
+def class_label(classes: frozenset[str]) -> str:
+    return "/".join(sorted(classes, key=["Orange", "Yellow", "Public"].index)) if classes else "unclassified"
+
 
 _CREATE = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|MATERIALIZED\s+VIEW|DICTIONARY)\s+"
                      r"(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?", re.I)

@@ -97,12 +97,21 @@ def cmd_report_match_rate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_cs_mart(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.cs_mart import MART, export
-    from streams.warehouse import open_warehouse
+    from streams.cs_mart import MART, ExportRefused, export
+    from streams.warehouse import error_code, open_warehouse
 
     warehouse = open_warehouse(settings)
     try:
-        rows = export(warehouse, args.format, Path(args.out))
+        rows = export(warehouse, args.format, Path(args.out), args.role)
+    except ExportRefused as error:
+        print(f"export refused: {error}", file=sys.stderr)
+        return 3
+    except Exception as error:
+        if error_code(error) != 497:
+            raise
+        print(f"export refused by the warehouse (ACCESS_DENIED): the warehouse user lacks role {args.role}'s grants",
+              file=sys.stderr)
+        return 3
     finally:
         warehouse.close()
     print(f"exported {rows} rows of {MART} to {args.out} ({args.format})")
@@ -138,4 +147,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cs_mart = exports.add_parser("cs-mart", help="the customer-success mart (subscription x installation x month)")
     cs_mart.add_argument("--format", choices=["csv", "parquet"], required=True)
     cs_mart.add_argument("--out", required=True)
+    cs_mart.add_argument("--role", required=True, choices=["analyst", "customer_success", "finance", "admin"],
+                         help="the columns this role may read; connect as a warehouse user with that role "
+                              "(DENOMAS_WAREHOUSE_USER/_PASSWORD); the data class goes to OUT.class.json")
     cs_mart.set_defaults(func=cmd_export_cs_mart)

@@ -48,13 +48,22 @@ OPEN_KINDS = frozenset({"ShowTables", "ExistsDatabaseQuery", "ShowProcesslistQue
 SELECT_KINDS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery"})
 
 
+def reads_whole(role: Role, classes: frozenset[str]) -> bool:
+    return bool(classes) and classes <= role.classes
+
+
+def reads_part(role: Role, name: str, classes: frozenset[str]) -> bool:
+    """Some columns of the object: those of its classes the role has (Orange/Yellow without its Yellow columns)."""
+    return reads_whole(role, classes) or (name in role.hidden_columns and bool(classes - {"Yellow"})
+                                          and classes - {"Yellow"} <= role.classes)
+
+
 def readable_columns(role: Role, name: str, classes: frozenset[str], columns: Iterable[str]) -> frozenset[str]:
     """The columns of one object (its `classes`, all its `columns`) this role may read."""
-    if classes and classes <= role.classes:
+    if reads_whole(role, classes):
         return frozenset(columns)
-    hidden = role.hidden_columns.get(name)
-    if hidden is not None and classes - {"Yellow"} <= role.classes:
-        return frozenset(columns) - hidden
+    if reads_part(role, name, classes):
+        return frozenset(columns) - role.hidden_columns[name]
     return frozenset()
 
 
@@ -78,8 +87,8 @@ class QueryReads:
 
 
 _TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+`?\w+`?\s*$")
-_TABLE = re.compile(r"^TABLE id: (\d+),(?: alias: [^,]+,)? table_name: (\S+)")
-_TABLE_FUNCTION = re.compile(r"^TABLE_FUNCTION id: \d+,.* table_function_name: (\S+)")
+_TABLE = re.compile(r"^TABLE id: (\d+),(?: alias: [^,]+,)? table_name: ([^,\s]+)")
+_TABLE_FUNCTION = re.compile(r"^TABLE_FUNCTION id: \d+,.* table_function_name: ([^,\s]+)")
 _COLUMN = re.compile(r"^COLUMN id: \d+,(?: alias: [^,]+,)? column_name: (.+?), result_type: .*, source_id: (\d+)$")
 _FUNCTION = re.compile(r"^FUNCTION id: \d+, function_name: (\w+),")
 _CONSTANT_STRING = re.compile(r"^CONSTANT id: \d+, constant_value: '((?:[^'\\]|\\.)*)'")
@@ -119,17 +128,25 @@ def ast_tables(statement: Statement, database: str) -> QueryReads:
     """From the parser's AST only (nothing resolved, nothing run): the names in table positions."""
     found = QueryReads()
     ast = statement.ast
-    for index, (depth, line) in enumerate(ast):
+    named = [line for depth, line in ast if depth == 1 and line.startswith("Identifier ")]
+    if statement.output_format and named:
+        named.pop()  # `FORMAT x` is the last identifier under the root
+    # SHOW CREATE TABLE / EXISTS name their object as [database] table identifiers under the root.
+    names = [".".join(line.split(" ")[1] for line in named)] if named and statement.kind in METADATA_KINDS else []
+    for index, (_, line) in enumerate(ast):
         kind, _, rest = line.partition(" ")
-        if kind == "TableIdentifier" or (kind == "Identifier" and statement.kind in METADATA_KINDS and depth == 1):
-            db, table = _split_name(rest.split(" ", 1)[0], database)
-            found.reads[f"{db}.{table}"] = Read(db, table, frozenset())
+        if kind == "TableIdentifier":
+            names.append(rest.split(" ", 1)[0])
         elif kind == "TableExpression" and index + 1 < len(ast) and ast[index + 1][1].startswith("Function "):
             found.table_functions.append(ast[index + 1][1].split(" ")[1])
+    for name in names:
+        db, table = _split_name(name, database)
+        found.reads[f"{db}.{table}"] = Read(db, table, frozenset())
     return found
 
 
-def _denied(user: User, grant: str) -> ClickHouseError:
+def denied(user: User, grant: str) -> ClickHouseError:
+    """ClickHouse's ACCESS_DENIED, in its words."""
     return access_denied(f"{user.name}: Not enough privileges. To execute this query, it's necessary to have the "
                          f"grant {grant}")
 
@@ -156,14 +173,14 @@ class RoleAccess:
         elif statement.kind in METADATA_KINDS:
             found = ast_tables(statement, database)
             if not found.reads or found.table_functions:
-                raise _denied(user, "CREATE TEMPORARY TABLE ON *.*" if found.table_functions
+                raise denied(user, "CREATE TEMPORARY TABLE ON *.*" if found.table_functions
                               else f"SELECT ON {database}.*")
             self._check_reads(user, roles, found, conn, metadata=True)
         elif statement.kind == "InsertQuery":
             db, table, _ = statement.insert_target
-            raise _denied(user, f"INSERT ON {db or database}.{table}")
+            raise denied(user, f"INSERT ON {db or database}.{table}")
         else:
-            raise _denied(user, f"{statement.kind.removesuffix('Query').upper() or 'ALL'} ON {database}.*")
+            raise denied(user, f"{statement.kind.removesuffix('Query').upper() or 'ALL'} ON {database}.*")
 
     def _check_select(self, user: User, roles: list[Role], statement: Statement, conn: Connection,
                       database: str) -> None:
@@ -180,23 +197,25 @@ class RoleAccess:
     def _check_reads(self, user: User, roles: list[Role], found: QueryReads, conn: Connection,
                      metadata: bool = False, whole: bool = False) -> None:
         if found.table_functions:
-            raise _denied(user, "CREATE TEMPORARY TABLE ON *.*")
+            raise denied(user, "CREATE TEMPORARY TABLE ON *.*")
         reads = [read for read in found.reads.values() if read.database not in OPEN_DATABASES]
         for read, classes, all_columns in _described(conn, reads):
             allowed = frozenset().union(*(readable_columns(r, read.table, classes, all_columns) for r in roles))
-            if whole and allowed != frozenset(all_columns):
-                raise _denied(user, f"SELECT ON {read.full_name}")
+            if whole:  # names that are no object (a CTE's) hide nothing
+                if allowed != frozenset(all_columns):
+                    raise denied(user, f"SELECT ON {read.full_name}")
+                continue
             if metadata and not allowed:
-                raise _denied(user, f"SHOW COLUMNS ON {read.full_name}")
+                raise denied(user, f"SHOW COLUMNS ON {read.full_name}")
             missing = [c for c in sorted(read.columns) if c not in allowed]
             if missing:
-                raise _denied(user, f"SELECT({', '.join(missing)}) ON {read.full_name}")
+                raise denied(user, f"SELECT({', '.join(missing)}) ON {read.full_name}")
             if not read.columns and not allowed:
-                raise _denied(user, f"SELECT for at least one column on {read.full_name}")
+                raise denied(user, f"SELECT for at least one column on {read.full_name}")
 
 
 def _described(conn: Connection, reads: list[Read]) -> list[tuple[Read, frozenset[str], list[str]]]:
-    """Each read object that exists with its classes (from its COMMENT) and all its columns."""
+    """Each read object with its classes (from its COMMENT) and all its columns."""
     if not reads:
         return []
     keys = [[read.database, read.table] for read in reads]
@@ -208,8 +227,10 @@ def _described(conn: Connection, reads: list[Read]) -> list[tuple[Read, frozense
             "SELECT database, table, name FROM system.columns WHERE [database, table] IN {keys:Array(Array(String))} "
             "ORDER BY position", {"keys": _array_param(keys)}):
         columns.setdefault((db, table), []).append(name)
-    return [(read, classes_of(comments[(read.database, read.table)]), columns.get((read.database, read.table), []))
-            for read in reads if (read.database, read.table) in comments]
+    # An object the engine read but system.tables does not list (a temporary or external table) is unclassified:
+    # only unrestricted users read it.
+    return [(read, classes_of(comments.get((read.database, read.table), "")),
+             columns.get((read.database, read.table), [])) for read in reads]
 
 
 def _array_param(keys: list[list[str]]) -> str:
@@ -217,3 +238,14 @@ def _array_param(keys: list[list[str]]) -> str:
     def quoted(text: str) -> str:
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return escape_param("[" + ",".join("[" + ",".join(quoted(part) for part in key) + "]" for key in keys) + "]")
+
+
+def role_grants(role: Role, comments: Mapping[str, str], columns: Mapping[str, list[str]]) -> dict[str, frozenset[str]]:
+    """What a server grants `role` (object -> readable columns; all of them: SELECT on the object), from each
+    object's COMMENT and columns: the same rule the service applies (clickhouse/121_roles.sql is written from this)."""
+    grants = {}
+    for name, comment in comments.items():
+        readable = readable_columns(role, name, classes_of(comment), columns.get(name, []))
+        if readable:
+            grants[name] = readable
+    return grants

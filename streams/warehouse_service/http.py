@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from streams import metrics
+from streams.warehouse_service.access import denied
 from streams.warehouse_service.engine import (
     OUTSIDE_FUNCTIONS,
     SESSION_KINDS,
@@ -383,8 +384,9 @@ class WarehouseHTTP:
             raise ClickHouseError(48, "NOT_IMPLEMENTED", "SET and USE would not outlive this request here: "
                                   "pass settings and `database` as URL parameters")
         outside = sorted(statement.functions & OUTSIDE_FUNCTIONS)
-        if outside:
-            raise access_denied(f"{outside[0]} reaches outside the warehouse; not allowed over HTTP")
+        if outside:  # nobody here has the source grant (README "Roles")
+            raise denied(req.user, f"READ ON {outside[0].upper()} ({outside[0]} reaches outside the warehouse; "
+                         "not allowed over HTTP)")
         if statement.into_outfile:
             raise access_denied("INTO OUTFILE is not allowed over HTTP")
         if req.readonly and not statement.reads_only:
