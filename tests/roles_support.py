@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import clickhouse_connect
 import orjson
+from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from streams.config import Settings
+from streams.warehouse import load_migrations
+from streams.warehouse_service.access import QueryReads, ast_tables, parse_query_tree
+from streams.warehouse_service.engine import OUTSIDE_FUNCTIONS, Statement, parse_ast
 from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.warehouse_service.users import hash_password
 
@@ -37,7 +42,7 @@ def start_service(data_dir: Path) -> WarehouseServiceProcess:
     return service
 
 
-def client(service: WarehouseServiceProcess, role: str) -> clickhouse_connect.driver.Client:
+def client(service: WarehouseServiceProcess, role: str) -> Client:
     return clickhouse_connect.get_client(host="127.0.0.1", port=service.port, username=role,
                                          password=password(role), database="usage")
 
@@ -108,16 +113,107 @@ CASES = (
 )
 
 
-def outcome(service: WarehouseServiceProcess, role: str, sql: str) -> tuple[int, object]:
-    """(0, rows) or (ClickHouse error code, message) of one query as one role."""
-    conn = client(service, role)
+def outcome(conn: Client, sql: str) -> tuple[int, object]:
+    """(0, rows) or (ClickHouse error code, message) of one query on one user's connection."""
     try:
         return 0, conn.query(sql).result_rows
     except DatabaseError as error:
-        code = int(str(error).split("Code: ", 1)[1].split(".", 1)[0]) if "Code: " in str(error) else -1
-        return code, str(error)
-    finally:
-        conn.close()
+        code = re.search(r"Code: (\d+)\.", str(error))
+        return (int(code.group(1)) if code else -1), str(error)
+
+
+def outcomes(service: WarehouseServiceProcess) -> dict[tuple[str, str], tuple[int, object]]:
+    """Every case as every role: (case name, role) -> outcome."""
+    found = {}
+    for role in ROLE_NAMES:
+        conn = client(service, role)
+        try:
+            found.update({(case.name, role): outcome(conn, case.sql) for case in CASES})
+        finally:
+            conn.close()
+    return found
+
+
+# The server's side, statically: the GRANT statements of the server-only migrations (no server runs here).
+
+ALL_COLUMNS = None  # a grant on the whole object (or on every object of the database)
+_GRANT = re.compile(r"^GRANT\s+(.+?)\s+ON\s+(\S+)\s+TO\s+(.+)$", re.S)
+
+
+@dataclass
+class Grants:
+    """What one role or user was granted: objects (or `*`) -> columns (None: all), and global privileges."""
+
+    objects: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    global_privileges: set[str] = field(default_factory=set)
+
+
+def _privileges(text: str) -> list[tuple[str, frozenset[str] | None]]:
+    """`SELECT(a, b), INSERT` -> [(SELECT, {a, b}), (INSERT, None)]."""
+    found = []
+    for match in re.finditer(r"([A-Z][A-Z ]*?)\s*(?:\(([^)]*)\))?\s*(?:,|$)", " ".join(text.split())):
+        if match.group(1).strip():
+            columns = frozenset(c.strip() for c in match.group(2).split(",")) if match.group(2) else None
+            found.append((match.group(1).strip(), columns))
+    return found
+
+
+def server_grants() -> dict[str, Grants]:
+    grants: dict[str, Grants] = {}
+    for migration in load_migrations():
+        if not migration.server_only:
+            continue
+        for statement in migration.statements():
+            match = _GRANT.match(statement)
+            if not match:
+                continue
+            target = match.group(2)
+            for grantee in (g.strip() for g in match.group(3).split(",")):
+                entry = grants.setdefault(grantee, Grants())
+                for privilege, columns in _privileges(match.group(1)):
+                    if target == "*.*":
+                        entry.global_privileges.add(privilege)
+                    elif privilege in ("SELECT", "ALL"):
+                        entry.objects[target] = columns
+    return grants
+
+
+def server_allows(grants: Grants, found: QueryReads) -> bool:
+    """A server's decision for one role from its grants: every object read (views are objects: SQL SECURITY
+    DEFINER) needs SELECT on the columns read (on one column at least when none is named); table functions need
+    CREATE TEMPORARY TABLE, and those reaching outside a source grant nobody has."""
+    if found.table_functions and ("CREATE TEMPORARY TABLE" not in grants.global_privileges
+                                  or set(found.table_functions) & OUTSIDE_FUNCTIONS):
+        return False
+    for read in found.reads.values():
+        if read.database in ("system", "information_schema"):
+            continue
+        columns = grants.objects["*"] if "*" in grants.objects else grants.objects.get(read.table, frozenset())
+        if columns is ALL_COLUMNS:
+            continue
+        if not columns or not read.columns <= columns:
+            return False
+    return True
+
+
+def reads_of(admin: Client, sql: str) -> QueryReads:
+    """What a query reads, from the engine's analysis (asked as admin): the query tree of a SELECT, else (not a
+    SELECT, or an analysis that fails) the names in its AST."""
+    def explain(kind: str) -> str:
+        return admin.raw_query(f"EXPLAIN {kind} {sql}", fmt="TabSeparatedRaw").decode()
+
+    try:
+        statement = Statement(sql, sql, parse_ast(explain("AST")), {})
+    except DatabaseError as error:  # the service refuses even to parse what names an outside function
+        outside = re.search(r"grant READ ON (\w+)", str(error))
+        assert outside, error
+        return QueryReads(table_functions=[outside.group(1).lower()])
+    if statement.kind.startswith("Select"):
+        try:
+            return parse_query_tree(explain("QUERY TREE"), "usage")
+        except DatabaseError:
+            pass
+    return ast_tables(statement, "usage")
 
 
 def services(tmp: Path) -> Iterator[WarehouseServiceProcess]:

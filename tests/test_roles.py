@@ -15,7 +15,19 @@ from collections.abc import Iterator
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from roles_support import CASES, MART, ROLE_NAMES, Case, client, outcome, password, services
+from roles_support import (
+    CASES,
+    MART,
+    ROLE_NAMES,
+    Case,
+    client,
+    outcomes,
+    password,
+    reads_of,
+    server_allows,
+    server_grants,
+    services,
+)
 
 from streams.catalog import YELLOW_COLUMNS
 from streams.warehouse_service.access import RoleAccess
@@ -30,11 +42,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarehouseServi
     yield from services(tmp_path_factory.mktemp("roles"))
 
 
+@pytest.fixture(scope="module")
+def answers(service: WarehouseServiceProcess) -> dict[tuple[str, str], tuple[int, object]]:
+    return outcomes(service)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_each_role_gets_the_answer_or_access_denied(service: WarehouseServiceProcess, case: Case) -> None:
-    reference = outcome(service, "admin", case.sql) if case.allowed else None
+def test_each_role_gets_the_answer_or_access_denied(answers: dict, case: Case) -> None:
+    reference = answers[(case.name, "admin")] if case.allowed else None
     for role in ROLE_NAMES:
-        code, answer = outcome(service, role, case.sql)
+        code, answer = answers[(case.name, role)]
         if role not in case.allowed:
             assert code == 497, (role, answer)
             assert f"{role}: Not enough privileges. To execute this query, it's necessary to have the grant" in answer
@@ -45,11 +62,24 @@ def test_each_role_gets_the_answer_or_access_denied(service: WarehouseServicePro
             assert (code, answer) == reference, role
 
 
-def test_answers_are_the_data(service: WarehouseServiceProcess) -> None:
-    assert outcome(service, "analyst", "SELECT count() FROM dim_ping_metric FINAL") == (0, [(2,)])
-    assert outcome(service, "customer_success", "SELECT account_name FROM dim_crm_account FINAL ORDER BY 1") == (
-        0, [("Acme Corp",), ("Globex",)])
-    assert outcome(service, "finance", "SELECT sum(seats) FROM dim_subscription FINAL") == (0, [(37,)])
+def test_answers_are_the_data(answers: dict) -> None:
+    assert answers[("public table", "analyst")] == (0, [(2,)])
+    assert answers[("orange table", "customer_success")] == (0, [("Acme Corp",), ("Globex",)])
+    assert answers[("yellow table", "finance")] == (0, [(37,)])
+
+
+def test_the_server_grants_give_the_same_allow_deny_table(service: WarehouseServiceProcess, answers: dict) -> None:
+    """clickhouse/121_roles.sql's GRANTs, parsed (no server runs here), against the service's own answers."""
+    grants = server_grants()
+    admin = client(service, "admin")
+    try:
+        server = {(case.name, role): server_allows(grants[role], reads)
+                  for case in CASES for reads in [reads_of(admin, case.sql)] for role in ROLE_NAMES}
+    finally:
+        admin.close()
+    service_side = {key: code != 497 for key, (code, _) in answers.items()}
+    assert server == service_side
+    assert {key for key, allowed in server.items() if allowed} == {(c.name, r) for c in CASES for r in c.allowed}
 
 
 def http(service: WarehouseServiceProcess, role: str, sql: str) -> tuple[int, dict[str, str], str]:
