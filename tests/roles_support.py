@@ -187,7 +187,7 @@ def server_allows(grants: Grants, found: QueryReads) -> bool:
         return False
     for read in found.reads.values():
         if read.database in ("system", "information_schema"):
-            continue
+            continue  # readable by everyone (a server's default: select_from_system_db_requires_grant off)
         columns = grants.objects["*"] if "*" in grants.objects else grants.objects.get(read.table, frozenset())
         if columns is ALL_COLUMNS:
             continue

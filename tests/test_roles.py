@@ -110,6 +110,14 @@ def test_a_failing_analysis_never_quotes_what_the_role_may_not_read(service: War
         assert status == 403 and "Globex" not in body and "ACCESS_DENIED" in body  # ...never to these roles
 
 
+def test_other_sessions_queries_are_for_unrestricted_users_only(service: WarehouseServiceProcess) -> None:
+    """A service-only rule (README "Roles"): a query's text may quote values."""
+    status, headers, body = http(service, "analyst", "SELECT query FROM system.processes")
+    assert status == 403 and headers["X-ClickHouse-Exception-Code"] == "497"
+    assert "grant SELECT ON system.processes" in body
+    assert http(service, "admin", "SELECT count() FROM system.processes")[0] == 200
+
+
 def test_writes_need_the_writer_or_admin(service: WarehouseServiceProcess) -> None:
     sql = "INSERT INTO dim_ping_metric (metrics_path) VALUES ('x.y')"
     for role in ("analyst", "customer_success", "finance"):

@@ -40,11 +40,14 @@ ROLES: dict[str, Role] = {
 UNRESTRICTED_ROLES = frozenset({"admin", "writer"})
 KNOWN_ROLES = frozenset(ROLES) | UNRESTRICTED_ROLES
 OPEN_DATABASES = frozenset({"system", "information_schema", "INFORMATION_SCHEMA"})
+# System tables that show other sessions' query texts (which may quote values): not for restricted roles.
+SESSION_TABLES = frozenset({"processes", "query_log", "query_thread_log", "query_views_log", "text_log",
+                            "session_log", "processors_profile_log", "asynchronous_insert_log", "query_cache"})
 # Functions that read a dictionary or a Join table named by their first (constant) argument.
 READING_FUNCTIONS = re.compile(r"^(dictGet\w*|dictHas|dictIsIn|dictGetHierarchy|dictGetChildren|dictGetDescendants|"
                                r"joinGet\w*)$")
 METADATA_KINDS = frozenset({"DescribeQuery", "ShowCreateTableQuery", "ExistsTableQuery", "ShowColumns"})
-OPEN_KINDS = frozenset({"ShowTables", "ExistsDatabaseQuery", "ShowProcesslistQuery"})
+OPEN_KINDS = frozenset({"ShowTables", "ExistsDatabaseQuery"})
 SELECT_KINDS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery"})
 
 
@@ -198,6 +201,9 @@ class RoleAccess:
                      metadata: bool = False, whole: bool = False) -> None:
         if found.table_functions:
             raise denied(user, "CREATE TEMPORARY TABLE ON *.*")
+        for read in found.reads.values():
+            if read.database == "system" and read.table in SESSION_TABLES:
+                raise denied(user, f"SELECT ON {read.full_name}")
         reads = [read for read in found.reads.values() if read.database not in OPEN_DATABASES]
         for read, classes, all_columns in _described(conn, reads):
             allowed = frozenset().union(*(readable_columns(r, read.table, classes, all_columns) for r in roles))
@@ -218,14 +224,15 @@ def _described(conn: Connection, reads: list[Read]) -> list[tuple[Read, frozense
     """Each read object with its classes (from its COMMENT) and all its columns."""
     if not reads:
         return []
-    keys = [[read.database, read.table] for read in reads]
+    # Filters on database and table alone, which system.tables/columns apply before they read any metadata.
+    params = {"dbs": _array_param({read.database for read in reads}),
+              "tables": _array_param({read.table for read in reads})}
+    where = "database IN {dbs:Array(String)} AND {name} IN {tables:Array(String)}"
     comments = {(db, name): comment for db, name, comment in conn.rows(
-        "SELECT database, name, comment FROM system.tables WHERE [database, name] IN {keys:Array(Array(String))}",
-        {"keys": _array_param(keys)})}
+        "SELECT database, name, comment FROM system.tables WHERE " + where.replace("{name}", "name"), params)}
     columns: dict[tuple[str, str], list[str]] = {}
-    for db, table, name in conn.rows(
-            "SELECT database, table, name FROM system.columns WHERE [database, table] IN {keys:Array(Array(String))} "
-            "ORDER BY position", {"keys": _array_param(keys)}):
+    for db, table, name in conn.rows("SELECT database, table, name FROM system.columns WHERE "
+                                     + where.replace("{name}", "table") + " ORDER BY position", params):
         columns.setdefault((db, table), []).append(name)
     # An object the engine read but system.tables does not list (a temporary or external table) is unclassified:
     # only unrestricted users read it.
@@ -233,11 +240,10 @@ def _described(conn: Connection, reads: list[Read]) -> list[tuple[Read, frozense
              columns.get((read.database, read.table), [])) for read in reads]
 
 
-def _array_param(keys: list[list[str]]) -> str:
-    """An Array(Array(String)) query parameter in ClickHouse's text form."""
-    def quoted(text: str) -> str:
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return escape_param("[" + ",".join("[" + ",".join(quoted(part) for part in key) + "]" for key in keys) + "]")
+def _array_param(values: Iterable[str]) -> str:
+    """An Array(String) query parameter in ClickHouse's text form."""
+    quoted = ("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'" for value in sorted(values))
+    return escape_param("[" + ",".join(quoted) + "]")
 
 
 def role_grants(role: Role, comments: Mapping[str, str], columns: Mapping[str, list[str]]) -> dict[str, frozenset[str]]:
