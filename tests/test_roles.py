@@ -118,6 +118,21 @@ def test_other_sessions_queries_are_for_unrestricted_users_only(service: Warehou
     assert http(service, "admin", "SELECT count() FROM system.processes")[0] == 200
 
 
+def test_a_dictionary_is_read_by_its_class(service: WarehouseServiceProcess) -> None:
+    """dictGet names its dictionary in a string: the engine's analysis still finds it (a service-side test: the
+    dictionary is made here, so no migration grants it)."""
+    status, _, body = http(service, "admin", "CREATE DICTIONARY IF NOT EXISTS crm_names (dim_crm_account_id String, "
+                           "account_name String) PRIMARY KEY dim_crm_account_id SOURCE(CLICKHOUSE(TABLE "
+                           "'dim_crm_account' DB 'usage')) LAYOUT(COMPLEX_KEY_HASHED()) LIFETIME(0) "
+                           "COMMENT 'Orange. Grain: one row per CRM account: its name.'")
+    assert status == 200, body
+    sql = "SELECT dictGet('usage.crm_names', 'account_name', 'acc-2')"
+    assert http(service, "customer_success", sql)[::2] == (200, "Globex\n")
+    for role in ("analyst", "finance"):
+        status, _, body = http(service, role, sql)
+        assert status == 403 and "grant dictGet ON usage.crm_names" in body and "Globex" not in body
+
+
 def test_writes_need_the_writer_or_admin(service: WarehouseServiceProcess) -> None:
     sql = "INSERT INTO dim_ping_metric (metrics_path) VALUES ('x.y')"
     for role in ("analyst", "customer_success", "finance"):

@@ -77,6 +77,7 @@ class Read:
     database: str
     table: str
     columns: frozenset[str]
+    privilege: str = "SELECT"  # dictGet for a dictionary
 
     @property
     def full_name(self) -> str:
@@ -117,13 +118,15 @@ def parse_query_tree(text: str, database: str) -> QueryReads:
             found.table_functions.append(function.group(1))
         elif (function := _FUNCTION.match(line)) and READING_FUNCTIONS.match(function.group(1)):
             constant = next((m for later in lines[index + 1:] if (m := _CONSTANT_STRING.match(later))), None)
+            privilege = "SELECT" if function.group(1).startswith("joinGet") else "dictGet"
             if constant:
                 db, table = _split_name(constant.group(1), database)
-                found.reads.setdefault(f"{db}.{table}", Read(db, table, frozenset()))
+                found.reads.setdefault(f"{db}.{table}", Read(db, table, frozenset(), privilege))
     for node_id, (db, table) in tables.items():
         key = f"{db}.{table}"
         known = found.reads.get(key)
-        found.reads[key] = Read(db, table, frozenset(columns.get(node_id, ())) | (known.columns if known else set()))
+        found.reads[key] = Read(db, table, frozenset(columns.get(node_id, ())) | (known.columns if known else set()),
+                                known.privilege if known else "SELECT")
     return found
 
 
@@ -217,7 +220,8 @@ class RoleAccess:
             if missing:
                 raise denied(user, f"SELECT({', '.join(missing)}) ON {read.full_name}")
             if not read.columns and not allowed:
-                raise denied(user, f"SELECT for at least one column on {read.full_name}")
+                raise denied(user, f"dictGet ON {read.full_name}" if read.privilege != "SELECT"
+                             else f"SELECT for at least one column on {read.full_name}")
 
 
 def _described(conn: Connection, reads: list[Read]) -> list[tuple[Read, frozenset[str], list[str]]]:
