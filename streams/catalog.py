@@ -10,10 +10,12 @@ hand, so the catalog cannot drift from the SQL: change a COMMENT in a migration 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.warehouse import Warehouse
+from streams.config import MIGRATIONS_DIR
+from streams.warehouse import Warehouse, load_migrations
 
 LAYERS = (
     ("raw_", "Raw: what arrived"),
@@ -25,6 +27,7 @@ LAYERS = (
     ("rpt_", "Reports"),
 )
 _CLASS = re.compile(r"^\s*(orange|yellow|public|green|red)(\s*/\s*(orange|yellow|public|green|red))*\b", re.I)
+_CLASS_WORD = re.compile(r"[A-Za-z]+")
 _GRAIN = re.compile(r"Grain:\s*(.+?\.)(\s|$)")
 _TARGET = re.compile(r"\bTO\s+(?:`?\w+`?\.)?`?(\w+)`?")
 
@@ -59,6 +62,64 @@ class CatalogObject:
         """The comment without its class and grain: what the object holds."""
         text = _CLASS.sub("", self.comment, count=1).lstrip(". ")
         return _GRAIN.sub("", text, count=1).strip()
+
+
+def classes_of(comment: str) -> frozenset[str]:
+    """The data classes a COMMENT starts with ('Orange/Yellow. Grain: ...' -> Orange and Yellow). Empty when the
+    object is unclassified: only unrestricted users read it."""
+    match = _CLASS.match(comment)
+    return frozenset(word.title() for word in _CLASS_WORD.findall(match.group(0))) if match else frozenset()
+
+
+# Columns that carry the Yellow part of an Orange/Yellow object whose other columns a role without Yellow may read
+# (customer success reads its mart without seats and subscription terms). Views have no column comments: this is
+# the one definition of those columns' class; every other column has its object's class.
+YELLOW_COLUMNS: dict[str, frozenset[str]] = {
+    "mart_product_usage_paid_user_metrics_monthly": frozenset({
+        "subscription_status", "term_start_date", "term_end_date", "license_user_count", "license_user_count_source",
+        "billable_user_count", "max_historical_user_count", "license_utilization", "seat_link_billable_user_count",
+    }),
+}
+
+def columns_classes(name: str, classes: frozenset[str], columns: Iterable[str]) -> frozenset[str]:
+    """The classes of some columns of an object: its own, without Yellow when none of them is a Yellow column."""
+    yellow = YELLOW_COLUMNS.get(name)
+    if yellow is not None and not yellow & set(columns):
+        return classes - {"Yellow"}
+    return classes
+
+
+def class_label(classes: frozenset[str]) -> str:
+    return "/".join(sorted(classes, key=["Orange", "Yellow", "Public"].index)) if classes else "unclassified"
+
+
+_CREATE = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|MATERIALIZED\s+VIEW|DICTIONARY)\s+"
+                     r"(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?", re.I)
+_DROP = re.compile(r"^DROP\s+(?:TABLE|VIEW|DICTIONARY)\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?", re.I)
+_MODIFY_COMMENT = re.compile(r"^ALTER\s+TABLE\s+`?(\w+)`?\s+MODIFY\s+COMMENT\s+'((?:[^'\\]|''|\\.)*)'\s*$", re.I | re.S)
+_LAST_COMMENT = re.compile(r"\bCOMMENT\s+'((?:[^'\\]|''|\\.)*)'\s*$", re.S)
+
+
+def _unquote(text: str) -> str:
+    return text.replace("''", "'").replace("\\'", "'")
+
+
+def migration_comments(directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
+    """Each object's COMMENT as the migrations leave it, read from the SQL files without a warehouse (for the
+    server's grants, which are written before any server exists). Materialized views hold no data: left out."""
+    comments: dict[str, str] = {}
+    for migration in load_migrations(directory):
+        for statement in migration.statements():
+            if created := _CREATE.match(statement):
+                comments.pop(created.group(2), None)
+                last = _LAST_COMMENT.search(statement)
+                if not created.group(1).upper().startswith("MATERIALIZED"):
+                    comments[created.group(2)] = _unquote(last.group(1)) if last else ""
+            elif dropped := _DROP.match(statement):
+                comments.pop(dropped.group(1), None)
+            elif modified := _MODIFY_COMMENT.match(statement):
+                comments[modified.group(1)] = _unquote(modified.group(2))
+    return comments
 
 
 def _materialized_view_comment(create_query: str, comments: dict[str, str]) -> str:

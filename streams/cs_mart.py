@@ -13,11 +13,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from streams.catalog import class_label, classes_of, columns_classes
 from streams.enrich.service_ping import parse_timestamp
 from streams.warehouse import Warehouse
+from streams.warehouse_service.access import KNOWN_ROLES, ROLES, UNRESTRICTED_ROLES, readable_columns, reads_part
 
 MART = "mart_product_usage_paid_user_metrics_monthly"
 
@@ -88,15 +91,43 @@ def _typed(value: Any, ch_type: str) -> Any:
     return value
 
 
+class ExportRefused(PermissionError):
+    """The role may not read what the export would write."""
+
+
 def mart_schema(warehouse: Warehouse) -> list[tuple[str, str]]:
     """(column, ClickHouse type) of the mart, in order."""
     return [(str(r[0]), str(r[1])) for r in warehouse.query(f"DESCRIBE TABLE {MART}").rows]
 
 
-def read_mart(warehouse: Warehouse) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
-    """The whole mart, typed, ordered by its primary key."""
-    schema = mart_schema(warehouse)
-    result = warehouse.query(f"SELECT * FROM {MART} ORDER BY snapshot_month, dim_subscription_id, installation_id")
+def mart_classes(warehouse: Warehouse) -> frozenset[str]:
+    """The mart's data classes, from its COMMENT in the warehouse (the one definition, see streams/catalog.py)."""
+    comment = warehouse.query("SELECT comment FROM system.tables WHERE database = currentDatabase() "
+                              "AND name = {t:String}", {"t": MART}).scalar()
+    return classes_of(str(comment or ""))
+
+
+def role_columns(warehouse: Warehouse, role: str) -> list[str]:
+    """The mart's columns `role` may read (all of them for admin and writer); refused when there are none."""
+    if role not in KNOWN_ROLES:
+        raise ValueError(f"unknown role {role!r}: one of {', '.join(sorted(KNOWN_ROLES))}")
+    if role in UNRESTRICTED_ROLES:
+        return [name for name, _ in mart_schema(warehouse)]
+    classes = mart_classes(warehouse)
+    if not reads_part(ROLES[role], MART, classes):
+        raise ExportRefused(f"role {role} may not read {MART} ({class_label(classes)})")
+    names = [name for name, _ in mart_schema(warehouse)]
+    readable = readable_columns(ROLES[role], MART, classes, names)
+    return [name for name in names if name in readable]
+
+
+def read_mart(warehouse: Warehouse, columns: list[str] | None = None) -> tuple[list[tuple[str, str]],
+                                                                              list[dict[str, Any]]]:
+    """The mart (or some of its columns), typed, ordered by its primary key."""
+    schema = [(name, ch_type) for name, ch_type in mart_schema(warehouse) if columns is None or name in columns]
+    names = ", ".join(f"`{name}`" for name, _ in schema)  # names the engine described, never user input
+    result = warehouse.query(f"SELECT {names} FROM {MART} ORDER BY snapshot_month, dim_subscription_id, "
+                             "installation_id")
     types = dict(schema)
     rows = [{name: _typed(value, types[name]) for name, value in zip(result.columns, row, strict=True)}
             for row in result.rows]
@@ -113,9 +144,21 @@ def _csv_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def export(warehouse: Warehouse, fmt: str, out: Path) -> int:
-    """Write the mart to `out` as csv (header line; NULL = empty field; ISO dates) or parquet; returns rows."""
-    schema, rows = read_mart(warehouse)
+def stamp_path(out: Path) -> Path:
+    return out.with_name(out.name + ".class.json")
+
+
+def export(warehouse: Warehouse, fmt: str, out: Path, role: str = "admin") -> int:
+    """Write the columns of the mart `role` may read to `out` as csv (header line; NULL = empty field; ISO dates)
+    or parquet; returns rows. The data class of what was written goes into `<out>.class.json` (and the Parquet
+    file's metadata). Raises ExportRefused when the role may read none of the mart; the warehouse itself refuses
+    (ACCESS_DENIED) when the connected user does not have the role's grants."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"unknown export format {fmt!r}: csv or parquet")
+    columns = role_columns(warehouse, role)
+    schema, rows = read_mart(warehouse, columns)
+    label = class_label(columns_classes(MART, mart_classes(warehouse), columns))
+    stamp = {"data_class": label, "source": MART, "role": role, "rows": len(rows), "columns": columns}
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         with out.open("w", newline="", encoding="utf-8") as handle:
@@ -123,8 +166,8 @@ def export(warehouse: Warehouse, fmt: str, out: Path) -> int:
             writer.writerow([name for name, _ in schema])
             writer.writerows([_csv_value(row[name]) for name, _ in schema] for row in rows)
     elif fmt == "parquet":
-        arrow_schema = pa.schema([arrow_field(name, ch_type) for name, ch_type in schema])
+        arrow_schema = pa.schema([arrow_field(name, ch_type) for name, ch_type in schema],
+                                 metadata={f"denomas.{k}": str(v) for k, v in stamp.items() if k != "columns"})
         pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema), out)
-    else:
-        raise ValueError(f"unknown export format {fmt!r}: csv or parquet")
+    stamp_path(out).write_bytes(orjson.dumps(stamp, option=orjson.OPT_INDENT_2))
     return len(rows)

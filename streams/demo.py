@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from unittest import mock
 
 import aiohttp
 
@@ -51,6 +53,7 @@ from streams.tables import format_table
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, count_rows, open_warehouse
 from streams.warehouse_service.process import WarehouseServiceProcess
+from streams.warehouse_service.users import write_demo_users
 from streams.worker import WorkerProcess
 
 
@@ -271,7 +274,10 @@ def warehouse_service(settings: Settings) -> Iterator[Settings]:
     if settings.clickhouse_url:
         yield settings
         return
-    with WarehouseServiceProcess(settings, port=settings.warehouse_port) as service:
+    users_path, writer_password = write_demo_users(settings.data_dir)  # the worker runs as `writer` (README "Roles")
+    writer = {"DENOMAS_WAREHOUSE_USER": "writer", "DENOMAS_WAREHOUSE_PASSWORD": writer_password}
+    with WarehouseServiceProcess(settings, port=settings.warehouse_port, users_path=users_path) as service, \
+            mock.patch.dict(os.environ, writer):  # the processes started meanwhile (and this one) connect as writer
         print(f"warehouse (ClickHouse HTTP interface) at {service.url}: analysts connect here while it runs, e.g.\n"
               f"  curl '{service.url}/?query=SELECT+count()+FROM+usage.fct_behavior_structured_event'\n"
               f"  clickhouse_connect.get_client(host='127.0.0.1', port={service.port}, database='usage')")

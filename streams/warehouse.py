@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -81,11 +82,15 @@ class ServerWarehouse:
         logging.getLogger("clickhouse_connect.driver.client").addFilter(_QUIET_SETTING_WARNINGS)
 
         parts = urlparse(url)
+        # This process's warehouse user (README "Roles"): DENOMAS_WAREHOUSE_USER/_PASSWORD, else the URL's.
         connection = {"host": parts.hostname or "localhost", "port": parts.port or 8123,
-                      "username": parts.username or "default", "password": parts.password or "",
+                      "username": os.environ.get("DENOMAS_WAREHOUSE_USER") or parts.username or "default",
+                      "password": os.environ.get("DENOMAS_WAREHOUSE_PASSWORD", parts.password or ""),
                       "secure": parts.scheme == "https"}
         admin = clickhouse_connect.get_client(**connection)
-        admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
+        if not admin.query("SELECT count() FROM system.databases WHERE name = {d:String}",
+                           parameters={"d": database}).result_rows[0][0]:  # readers may not create it
+            admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
         admin.close()
         self._client = clickhouse_connect.get_client(**connection, database=database)
         self.database = database
@@ -161,6 +166,11 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def server_only(self) -> bool:
+        """Roles and grants (first line `-- server-only`): only where the warehouse can store access entities."""
+        return self.sql.startswith("-- server-only")
+
     def statements(self) -> list[str]:
         # Statements end with ';' at the end of a line; comment lines are dropped first.
         text = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
@@ -191,6 +201,8 @@ def migrate(warehouse: Warehouse, directory: Path = MIGRATIONS_DIR,
     applied = {row[0]: row[2] for row in warehouse.query("SELECT version, name, checksum FROM schema_migrations").rows}
     pending = []
     for migration in load_migrations(directory):
+        if migration.server_only and not has_access_storage(warehouse):
+            continue  # the embedded engine: its warehouse service enforces the roles itself (README "Roles")
         if migration.version not in applied:
             pending.append(migration)
         elif applied[migration.version] != migration.checksum:
@@ -207,6 +219,11 @@ def migrate(warehouse: Warehouse, directory: Path = MIGRATIONS_DIR,
         if progress is not None:
             progress(len(done), len(pending))
     return done
+
+
+def has_access_storage(warehouse: Warehouse) -> bool:
+    """A ClickHouse server with SQL-driven access control; the embedded engine only has the read-only users_xml."""
+    return bool(warehouse.query("SELECT count() FROM system.user_directories WHERE type != 'users_xml'").scalar())
 
 
 def count_rows(warehouse: Warehouse, table: str, final: bool = True) -> int:

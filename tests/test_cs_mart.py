@@ -238,7 +238,8 @@ def test_cli_export_writes_the_same_files(mart, tmp_path, module_database):
     for fmt in ("csv", "parquet"):
         target = tmp_path / f"cli.{fmt}"
         result = subprocess.run([sys.executable, "-m", "streams.cli", "export", "cs-mart", "--format", fmt,
-                                 "--out", str(target)], env=env, capture_output=True, text=True, timeout=120)
+                                 "--out", str(target), "--role", "admin"], env=env, capture_output=True, text=True,
+                                timeout=120)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == f"exported {len(rows)} rows of {MART} to {target} ({fmt})"
     assert (tmp_path / "cli.csv").read_bytes() == (out / "cs_mart.csv").read_bytes()

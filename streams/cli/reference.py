@@ -116,15 +116,37 @@ class ExportFormat(StrEnum):
     parquet = "parquet"
 
 
+class ExportRole(StrEnum):
+    analyst = "analyst"
+    customer_success = "customer_success"
+    finance = "finance"
+    admin = "admin"
+
+
 @export.command("cs-mart")
 def export_cs_mart(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="file format")],
     out: Annotated[Path, typer.Option(help="file to write")],
+    role: Annotated[ExportRole, typer.Option(
+        help="the columns this role may read; connect as a warehouse user with that role "
+             "(DENOMAS_WAREHOUSE_USER/_PASSWORD); the data class goes to OUT.class.json")],
 ) -> None:
-    """Export the customer-success mart (subscription x installation x month) to a file."""
-    from streams.cs_mart import MART
+    """Export the customer-success mart (subscription x installation x month) to a file, stamped with its data
+    class; exit 3 when the role may not read it."""
+    from streams.cs_mart import MART, ExportRefused
     from streams.cs_mart import export as export_mart
+    from streams.warehouse import error_code
 
     with connected() as warehouse:
-        rows = export_mart(warehouse, fmt.value, out)
+        try:
+            rows = export_mart(warehouse, fmt.value, out, role.value)
+        except ExportRefused as error:
+            print(f"export refused: {error}", file=sys.stderr)
+            raise typer.Exit(3) from None
+        except Exception as error:
+            if error_code(error) != 497:
+                raise
+            print(f"export refused by the warehouse (ACCESS_DENIED): the warehouse user lacks role {role.value}'s "
+                  "grants", file=sys.stderr)
+            raise typer.Exit(3) from None
     print(f"exported {rows} rows of {MART} to {out} ({fmt.value})")

@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from streams import metrics
+from streams.warehouse_service.access import denied
 from streams.warehouse_service.engine import (
     OUTSIDE_FUNCTIONS,
     SESSION_KINDS,
@@ -54,9 +55,10 @@ CLIENT_SETTINGS = frozenset({
 MAX_QUERY_BYTES = 16 * 1024 * 1024  # a statement (not insert data) read from a POST body
 HEAD_BYTES = 256 * 1024  # where an INSERT statement in a POST body must end (its data follows)
 
-# Called with the user, the parsed statement and a reader connection (for more of the engine's analysis, e.g.
-# EXPLAIN QUERY TREE to see which tables and columns a query reads) before the statement runs; raises to refuse.
-AccessCheck = Callable[[User, Statement, Connection], None]
+# Called with the user, the parsed statement, a reader connection (for more of the engine's analysis, e.g.
+# EXPLAIN QUERY TREE to see which tables and columns a query reads; its current database is the request's) and the
+# request's database, before the statement runs; raises to refuse (streams/warehouse_service/access.py).
+AccessCheck = Callable[[User, Statement, Connection, str], None]
 
 
 @dataclass(frozen=True)
@@ -382,8 +384,9 @@ class WarehouseHTTP:
             raise ClickHouseError(48, "NOT_IMPLEMENTED", "SET and USE would not outlive this request here: "
                                   "pass settings and `database` as URL parameters")
         outside = sorted(statement.functions & OUTSIDE_FUNCTIONS)
-        if outside:
-            raise access_denied(f"{outside[0]} reaches outside the warehouse; not allowed over HTTP")
+        if outside:  # nobody here has the source grant (README "Roles")
+            raise denied(req.user, f"READ ON {outside[0].upper()} ({outside[0]} reaches outside the warehouse; "
+                         "not allowed over HTTP)")
         if statement.into_outfile:
             raise access_denied("INTO OUTFILE is not allowed over HTTP")
         if req.readonly and not statement.reads_only:
@@ -391,7 +394,8 @@ class WarehouseHTTP:
         if req.readonly == 1 and any(node == "Set" for _, node in statement.ast):
             raise ClickHouseError(164, "READONLY", "Cannot modify settings in readonly mode")
         if self.access_check is not None:
-            self.access_check(req.user, statement, conn)
+            with conn.context(req.database, {}):
+                self.access_check(req.user, statement, conn, req.database)
 
     def _run(self, conn: Connection, req: QueryRequest, statement: Statement, fmt: str) -> Result:
         with conn.context(req.database, req.settings):

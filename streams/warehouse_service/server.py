@@ -17,6 +17,7 @@ from aiohttp import web
 
 from streams.config import Settings
 from streams.warehouse import DATABASE, QueryResult, migrate
+from streams.warehouse_service.access import RoleAccess
 from streams.warehouse_service.engine import Connection, Engine, new_temp_path
 from streams.warehouse_service.http import AccessCheck, WarehouseHTTP
 from streams.warehouse_service.users import load_users
@@ -86,7 +87,8 @@ def run_migrations(engine: Engine) -> list[str]:
 
 async def _serve(engine: Engine, users_path: Path | None, host: str, port: int, access_check: AccessCheck | None,
                  ready: asyncio.Event | None) -> None:
-    handler = WarehouseHTTP(engine, load_users(users_path), access_check)
+    users = load_users(users_path)
+    handler = WarehouseHTTP(engine, users, access_check or RoleAccess(users))
     # URLs as long as ClickHouse takes (http_max_uri_size, 1 MiB): clickhouse-connect puts a command's text and up to
     # 4 KiB of parameters in the URL; aiohttp's own limit is 8 KiB.
     runner = web.AppRunner(handler.app(), auto_decompress=False, access_log=None,

@@ -7,11 +7,12 @@
       analyst:
         password_sha256_hex: 5e8848...
         readonly: 1                    # 1: reads only, no settings changes; 2: reads only, settings allowed
-        roles: [analyst]               # for the per-role access check (another issue)
+        roles: [analyst]               # analyst, customer_success, finance, admin, writer (README "Roles")
         settings: {max_execution_time: 60}
         networks: [127.0.0.0/8, "::1/128", 10.0.0.0/8]
 
-Without a file there is one user, `default`, without password, loopback only.
+Without a file there is one user, `default`, without password, loopback only. A user without `roles` is not
+restricted (as ClickHouse's `default`); give every person a role.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,3 +112,17 @@ def _address_allowed(user: User, peer: str | None) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     return any(address in network for network in user.networks)
+
+
+def write_demo_users(directory: Path) -> tuple[Path, str]:
+    """The demo's users file: `default` (loopback, unrestricted: the URLs the demo prints) and `writer` (role
+    writer, a fresh random password: the worker's user). Returns the file and the writer's password."""
+    password = secrets.token_urlsafe(18)
+    path = directory / "warehouse-users.yml"
+    directory.mkdir(parents=True, exist_ok=True)
+    users = {"default": {}, "writer": {"password_sha256_hex": hash_password(password), "roles": ["writer"],
+                                       "networks": ["127.0.0.0/8", "::1/128"]}}
+    path.write_text(yaml.safe_dump({"users": users}))
+    os.chmod(path, 0o600)
+    return path, password
+
