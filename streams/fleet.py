@@ -464,6 +464,7 @@ class _State:
     recent: dict[str, list[int]] = field(default_factory=dict)
     user_totals: dict[str, int] = field(default_factory=dict)
     historical_max: int = 0
+    user_count_markers: dict[str, int | None] = field(default_factory=dict)  # sticky error markers, see _Builder
     release: int = 0
     patch: int = 0
 
@@ -492,11 +493,19 @@ class _Builder:
         elif isinstance(value, int | float):
             self.metrics[path] = value
 
-    def count(self, path: str, value: int) -> None:
-        """A counter, replaced by an error marker about as often as real instances time out."""
-        if self.rng.random() < ERROR_MARKER_RATE:
-            value = self.rng.choice(ERROR_MARKERS)
-        self.put(path, value)
+    def count(self, path: str, value: int, sticky: dict[str, int | None] | None = None) -> None:
+        """A counter, replaced by an error marker about as often as real instances time out. With `sticky` (the
+        instance's 28-day user counts) the first ping decides and later pings repeat it: a distinct-user count
+        that times out on an installation's big tables does so week after week, so one installation's marker
+        does not come and go from one month-end ping to the next (the draws stay the same: week 0 is unchanged)."""
+        marked = self.rng.random() < ERROR_MARKER_RATE
+        if sticky is not None and path in sticky:
+            marker = sticky[path]
+        else:
+            marker = self.rng.choice(ERROR_MARKERS) if marked else None
+            if sticky is not None:
+                sticky[path] = marker
+        self.put(path, value if marker is None else marker)
 
 
 def _pick(rng: random.Random, weights: dict[str, int]) -> str:
@@ -621,7 +630,9 @@ def _make_instance(seed: int, index: int, scenario: str, weeks: int, start: date
         rank=rank,
         scenario=scenario,
         base_users=base_users,
-        growth=rng.uniform(0.01, 0.04) if scenario == "growth" else 0.0,
+        # 0.2-0.8 % a week (1-3.5 % a month): the fleet grows the few percent a month a real one does, so the
+        # xMAU month-over-month check (+/-10 %) passes; drops and churn stay per-instance events.
+        growth=rng.uniform(0.002, 0.008) if scenario == "growth" else 0.0,
         drop_start=rng.randint(max(1, weeks // 3), max(1, weeks // 2)),
         drop_weeks=rng.randint(2, 3),
         drop_factor=rng.uniform(0.3, 0.55),
@@ -751,7 +762,7 @@ def _put_users(b: _Builder, inst: _Instance, state: _State, week: int, users: in
         if share is None:
             continue
         monthly = min(users, round(users * share * level))
-        b.count(path28, monthly)
+        b.count(path28, monthly, state.user_count_markers)
         if path7:
             b.count(path7, round(monthly * weekly_share))
         if all_path:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +98,24 @@ def _license(ref: FleetReference, lic: FleetLicense, position: int, subscription
             expires_at=lic.expires_at, **_hashes(lic, position))
 
 
+def _term_end(lic: FleetLicense, start: date) -> tuple[str, date]:
+    """Status and term end of the license's subscription: a customer whose instance stops sending (churn) has
+    cancelled, so the subscription ends the day it stopped (a renewal issued for after that never starts)."""
+    if lic.churn_week is None:
+        return "Active", lic.expires_at
+    stopped = start + timedelta(weeks=lic.churn_week)
+    return ("Cancelled", max(lic.starts_at, stopped)) if stopped < lic.expires_at else ("Active", lic.expires_at)
+
+
 def _subscription(ref: FleetReference, lic: FleetLicense, subscription_id: str, account: str, billing: str,
-                  position: int) -> None:
+                  position: int, start: date) -> None:
     # Every fourth subscription comes without a seat quantity (0): marts fall back to the reported seat count.
+    status, end = _term_end(lic, start)
     ref.add("subscriptions", dim_subscription_id=subscription_id,
             subscription_name=f"A-S{int(_hex('name', subscription_id, length=8), 16) % 10**8:08d}",
-            dim_crm_account_id=account, dim_billing_account_id=billing, subscription_status="Active",
+            dim_crm_account_id=account, dim_billing_account_id=billing, subscription_status=status,
             product_tier=_TIER.get(lic.plan, "Unknown"), seats=0 if position % 4 == 2 else lic.seats,
-            term_start_date=lic.starts_at, term_end_date=lic.expires_at)
+            term_start_date=lic.starts_at, term_end_date=end)
 
 
 def _mapping(ref: FleetReference, lic: FleetLicense, position: int, subscription_id: str, account: str,
@@ -115,7 +125,7 @@ def _mapping(ref: FleetReference, lic: FleetLicense, position: int, subscription
             dim_crm_account_id=account, note=note)
 
 
-def _add_license(ref: FleetReference, lic: FleetLicense, case: str, position: int) -> None:
+def _add_license(ref: FleetReference, lic: FleetLicense, case: str, position: int, start: date) -> None:
     account, billing = account_id_for(lic.instance_uuid), billing_account_id_for(lic.instance_uuid)
     subscription_id = lic.subscription_id or ""
     ref.cases[lic.md5] = case
@@ -125,19 +135,19 @@ def _add_license(ref: FleetReference, lic: FleetLicense, case: str, position: in
         _license(ref, lic, position, subscription_id)
         # Every third subscription names only its billing account, which names the CRM account.
         direct = position % 3 != 0
-        _subscription(ref, lic, subscription_id, account if direct else "", billing, position)
+        _subscription(ref, lic, subscription_id, account if direct else "", billing, position, start)
     elif case == "not_in_customersdot":
         current = current_subscription_id(subscription_id)
-        _subscription(ref, lic, current, account, billing, position)
+        _subscription(ref, lic, current, account, billing, position, start)
         _mapping(ref, lic, position, current, "", "license missing from CustomersDot")
     elif case == "no_account":
         _license(ref, lic, position, subscription_id)
-        _subscription(ref, lic, subscription_id, "", "", position)
+        _subscription(ref, lic, subscription_id, "", "", position, start)
         _mapping(ref, lic, position, subscription_id, account, "subscription without account")
     elif case == "stale_subscription":
         _license(ref, lic, position, subscription_id)
         current = current_subscription_id(subscription_id)
-        _subscription(ref, lic, current, account, billing, position)
+        _subscription(ref, lic, current, account, billing, position, start)
         _mapping(ref, lic, position, current, "", "ignored: CustomersDot names a subscription")
     else:
         raise ValueError(f"unknown case {case}")
@@ -151,7 +161,7 @@ def fleet_reference(instances: int, weeks: int, seed: int = 42, start: date = da
     random.Random(f"denomas-fleet-reference:{seed}").shuffle(paid)
     cases = {lic.md5: CASE_CYCLE[i % len(CASE_CYCLE)] for i, lic in enumerate(paid)}
     for position, lic in enumerate(licenses):
-        _add_license(ref, lic, "trial" if lic.trial else cases[lic.md5], position)
+        _add_license(ref, lic, "trial" if lic.trial else cases[lic.md5], position, start)
     for index, uuid in enumerate(dict.fromkeys(lic.instance_uuid for lic in licenses)):
         hostname = next(lic.hostname for lic in licenses if lic.instance_uuid == uuid)
         account = account_id_for(uuid)

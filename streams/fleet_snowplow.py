@@ -351,6 +351,11 @@ def _saas_events(rng: random.Random, namespaces: list[SaasNamespace], weeks: int
     for ns in namespaces:
         for week in range(weeks):
             for user in ns.user_ids:
+                if week < _joined_week(ns, user):
+                    continue
+                if ns.namespace_id == ns.ultimate_parent_namespace_id:  # every member signs in each week
+                    events.append(_event(rng, backend, _saas_scope(ns, "denomas-rails"), user,
+                                         _moment(rng, start, week), 0, f"https://{SAAS_HOST}/{ns.path}", "user_login"))
                 device = devices.setdefault(user, _device(rng, f"browser-{user}", "web"))
                 for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
                     sender = device if rng.random() < 0.7 else backend
@@ -361,6 +366,15 @@ def _saas_events(rng: random.Random, namespaces: list[SaasNamespace], weeks: int
                 if rng.random() < REVIEW_SESSION_RATE:
                     events += _review_session(rng, backend, ns, user, start, week)
     return events
+
+
+def _joined_week(ns: SaasNamespace, user: int) -> int:
+    """SaaS groups grow slowly, as Denomas.com's active users do (a few percent a month): the newest member of every
+    fourth top-level group joins during the fleet's weeks, one group a month; everyone else is there from week 0."""
+    index = ns.ultimate_parent_namespace_id - 20_001
+    if index % 4 == 1 and ns.namespace_id == ns.ultimate_parent_namespace_id and user == ns.user_ids[-1]:
+        return 2 + 4 * (index // 4)
+    return 0
 
 
 def _review_session(rng: random.Random, backend: _Device, ns: SaasNamespace, user: int, start: date,

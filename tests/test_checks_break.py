@@ -5,6 +5,7 @@ A fresh migrated warehouse per test; rows are written with the warehouse interfa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -152,16 +153,66 @@ def test_an_xmau_jump_of_more_than_ten_percent_is_flagged(warehouse):
     assert results[-1].observed == pytest.approx(210 / 990, abs=1e-6)
 
 
+def _xmau_rows(delivery: str, xmau_type: str, stage: str, path: str, users: tuple[int, ...]) -> list[dict]:
+    return [{"delivery": delivery, "xmau_type": xmau_type, "product_stage": stage, "metrics_path": path,
+             "month": NOW.date().replace(month=6 + i, day=1), "total_users_with_estimate": u, "is_complete_month": 1}
+            for i, u in enumerate(users)]
+
+
+def test_the_declared_xmau_checks_judge_the_kpis_as_the_seed_does(warehouse):
+    """UMAU per delivery (its metrics summed), SMAU per stage from 1000 users on; a small series is no KPI."""
+    warehouse.execute("CREATE TABLE xmau_probe ENGINE = MergeTree ORDER BY month AS SELECT * FROM rpt_xmau_monthly "
+                      "WHERE 0")
+    umau, smau = (replace(declared(n), table="xmau_probe") for n in ("xmau_umau_month_over_month",
+                                                                     "xmau_smau_month_over_month"))
+    warehouse.insert("xmau_probe", _xmau_rows("Self-Managed", "UMAU", "manage", "a", (50_000, 51_000, 52_500))
+                     + _xmau_rows("Self-Managed", "UMAU", "manage", "b", (10, 30, 60))  # +200 %, but 0.1 % of UMAU
+                     + _xmau_rows("SaaS", "UMAU", "manage", "c", (400, 410, 425))
+                     + _xmau_rows("Self-Managed", "SMAU", "plan", "d", (20_000, 20_500, 21_000))
+                     + _xmau_rows("Self-Managed", "SMAU", "secure", "e", (300, 600, 900)))  # below 1000: left out
+    assert {r.scope: r.status for r in run(warehouse, umau)} == {
+        "Self-Managed/2026-07-01": PASS, "Self-Managed/2026-08-01": PASS, "SaaS/2026-07-01": PASS,
+        "SaaS/2026-08-01": PASS}
+    assert {r.scope: r.status for r in run(warehouse, smau)} == {"Self-Managed/plan/2026-07-01": PASS,
+                                                                "Self-Managed/plan/2026-08-01": PASS}
+    warehouse.insert("xmau_probe", _xmau_rows("SaaS", "UMAU", "manage", "c", (0, 0, 0, 500))[3:]  # Sep: +17.6 %
+                     + _xmau_rows("Self-Managed", "SMAU", "secure", "e", (0, 0, 0, 1_500))[3:]  # from 900: left out
+                     + _xmau_rows("Self-Managed", "SMAU", "plan", "d", (0, 0, 0, 17_000))[3:])  # -19.0 %
+    jumps = {r.scope: (r.status, r.observed) for r in run(warehouse, umau) + run(warehouse, smau) if r.status != PASS}
+    assert jumps == {"SaaS/2026-09-01": (WARN, pytest.approx(75 / 425, abs=1e-6)),
+                     "Self-Managed/plan/2026-09-01": (WARN, pytest.approx(-4_000 / 21_000, abs=1e-6))}
+
+
+def test_a_declared_relationship_tolerance_passes_below_and_fails_above(warehouse):
+    check = replace(declared("relationships_dim_license_dim_subscription_id__dim_subscription_dim_subscription_id"),
+                    severity="error")
+    share = check.params["max_share"]
+    warehouse.insert("dim_subscription", [{"dim_subscription_id": "S1", "updated_at": NOW}])
+    licenses = [{"dim_license_id": f"L{i}", "dim_subscription_id": "S1", "updated_at": NOW} for i in range(20)]
+    warehouse.insert("dim_license", licenses + [{"dim_license_id": "L-trial", "dim_subscription_id": "",
+                                                 "updated_at": NOW}])
+    assert run(warehouse, check)[0].status == PASS
+    stale = int(20 * share / (1 - share))  # orphans that keep the share at or below the tolerance
+    warehouse.insert("dim_license", [{"dim_license_id": f"X{i}", "dim_subscription_id": f"gone-{i}",
+                                      "updated_at": NOW} for i in range(stale)])
+    assert (run(warehouse, check)[0].status, run(warehouse, check)[0].observed) == (PASS, stale)
+    warehouse.insert("dim_license", [{"dim_license_id": "X-more", "dim_subscription_id": "gone-more",
+                                      "updated_at": NOW}])
+    [result] = run(warehouse, check)
+    assert (result.status, result.observed) == (FAIL, stale + 1)
+    assert f"{stale + 1} of {21 + stale} rows" in result.message
+
+
 def test_a_run_is_stored_printed_and_failing_checks_become_alert_events(warehouse):
     checks = [declared("unique_fct_ping_instance__ping_id"), declared("not_null_fct_ping_instance_installation_id"),
-              declared("xmau_month_over_month")]
+              declared("xmau_umau_month_over_month")]
     warehouse.insert("fct_ping_instance", [ping(1), ping(1, installation="")])
     result = run_checks(warehouse, Settings.from_env(), checks=checks, now=NOW)
     assert result.failed and result.counts() == {"pass": 1, "warn": 0, "fail": 2, "error": 0}
     stored = warehouse.query("SELECT check_name, status, observed FROM check_results WHERE run_id = {r:String} "
                              "ORDER BY check_name", {"r": result.run_id}).rows
     assert stored == [("not_null_fct_ping_instance_installation_id", "fail", 1), (
-        "unique_fct_ping_instance__ping_id", "fail", 1), ("xmau_month_over_month", "pass", None)]
+        "unique_fct_ping_instance__ping_id", "fail", 1), ("xmau_umau_month_over_month", "pass", None)]
     assert "FAIL" in format_run(result) and "2 fail" in format_run(result)
     events = alert_events(result)
     assert sorted(e["rule"] for e in events) == ["check:not_null_fct_ping_instance_installation_id",

@@ -198,8 +198,10 @@ def stored_fingerprints(warehouse: Warehouse, event_ids: list[str]) -> dict[str,
     return {str(event_id): int(fp) for event_id, fp in result.rows}
 
 
-def warehouse_row(row: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
+def warehouse_row(row: dict[str, Any], ingested_at: datetime, source: dict[str, Any] | None = None) -> dict[str, Any]:
     out = dict(row)
+    # the raw record's position, for the completeness check (clickhouse/091); -1 when a replay does not know it
+    out["kafka_partition"], out["kafka_offset"] = (source or {}).get("partition", -1), (source or {}).get("offset", -1)
     for name in _TIMESTAMPS:
         out[name] = datetime.fromisoformat(out[name]) if out[name] else None
     out["behavior_date"] = date.fromisoformat(out["behavior_date"])
@@ -222,7 +224,7 @@ def write_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]],
         else:
             conflicts.append(record)
     now = ingested_at or datetime.now(UTC)
-    warehouse.insert(TABLE, [warehouse_row(r["row"], now) for r in fresh])
+    warehouse.insert(TABLE, [warehouse_row(r["row"], now, r.get("source")) for r in fresh])
     return WriteResult(len(fresh), duplicates, conflicts)
 
 

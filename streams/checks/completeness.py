@@ -1,22 +1,23 @@
 """Completeness against Kafka: every offset of a raw topic up to the log end is landed or dead-lettered.
 
 Per partition, an offset is accounted for when
-  - a dead letter names it (raw_dead_letter.kafka_topic/partition/offset: the normalizer rejected it), or
-  - the warehouse stores it by position (raw_service_ping.kafka_partition/offset), or
+  - a dead letter names it (raw_dead_letter.kafka_topic/partition/offset: the normalizer rejected it, or for
+    Snowplow one bad event of the request or an event_id conflict), or
+  - the warehouse stores it by position (raw_service_ping.kafka_partition/offset; for Snowplow, the position of the
+    request record on fct_behavior_structured_event: one landed event accounts for its record), or
   - the record, read back from Kafka, has an identity the warehouse holds: a ping's ping_id (a resent ping lands
     once, so its second offset is accounted by content), an error or metadata report's report_id, a Seat Link's
-    seat_link_id, a version check's check_id. Only offsets not accounted by position are read back.
+    seat_link_id, a version check's check_id, any event_id of a Snowplow request (a tracker's retry lands nothing
+    new: its events are stored from the first request). Only offsets not accounted by position are read back.
 The result per partition: "complete through offset N (time T)", N the last offset of the gap-free prefix. Offsets
 after a gap while the worker's group still has lag on the source's topics are in flight (warn); a gap while the group
 has no lag is data that was accepted and never landed (fail).
-
-Snowplow is not accounted per offset: one raw record holds a request's events, stored by event_id without their
-Kafka position, and some are bad rows with part indexes, so a record's fate is not one identity (see the report).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,23 +32,25 @@ from streams.config import (
     TOPIC_DLQ,
     TOPIC_NORMALIZED_SEAT_LINK,
     TOPIC_NORMALIZED_SERVICE_PING,
+    TOPIC_NORMALIZED_SNOWPLOW,
     TOPIC_NORMALIZED_VERSION_CHECK,
     TOPIC_RAW_SEAT_LINK,
     TOPIC_RAW_SERVICE_PING,
+    TOPIC_RAW_SNOWPLOW,
     TOPIC_RAW_VERSION_CHECK,
     Settings,
 )
 from streams.kafka import OffsetProbe
 from streams.warehouse import Warehouse
 
-Identity = tuple[str, str, int]  # table, id column, id
+Identity = tuple[str, str, int | str]  # table, id column, id
 
 
 def _headers(record: object) -> dict[str, str]:
     return {k: (v or b"").decode("utf-8", errors="replace") for k, v in getattr(record, "headers", None) or []}
 
 
-def service_ping_identity(record: object) -> Identity:
+def service_ping_identity(record: object) -> list[Identity]:
     from streams.agents.common import received_at
     from streams.agents.service_ping import error_report, timing_report
     from streams.enrich.service_ping import ping_id_for
@@ -56,23 +59,39 @@ def service_ping_identity(record: object) -> Identity:
     document = orjson.loads(value)
     kind = headers.get("kind", "ping")
     if kind == "error":
-        return "fct_ping_error", "report_id", error_report(document, received_at(headers))["report_id"]
+        return [("fct_ping_error", "report_id", error_report(document, received_at(headers))["report_id"])]
     if kind == "metadata":
-        return "fct_ping_metric_timing", "report_id", timing_report(document, received_at(headers))["report_id"]
-    return "fct_ping_instance", "ping_id", ping_id_for(document, value)
+        return [("fct_ping_metric_timing", "report_id", timing_report(document, received_at(headers))["report_id"])]
+    return [("fct_ping_instance", "ping_id", ping_id_for(document, value))]
 
 
-def seat_link_identity(record: object) -> Identity:
+def seat_link_identity(record: object) -> list[Identity]:
     from streams.agents.seat_link import normalize
 
-    return "fct_seat_link", "seat_link_id", normalize(record.value, _headers(record))["seat_link_id"]  # type: ignore
+    return [("fct_seat_link", "seat_link_id", normalize(record.value, _headers(record))["seat_link_id"])]  # type: ignore
 
 
-def version_check_identity(record: object) -> Identity:
+def version_check_identity(record: object) -> list[Identity]:
     from streams.agents.version_check import check_id_for
 
     message = SimpleNamespace(topic=record.topic, partition=record.partition, offset=record.offset)  # type: ignore
-    return "fct_version_check", "check_id", check_id_for(_headers(record), message)
+    return [("fct_version_check", "check_id", check_id_for(_headers(record), message))]
+
+
+@functools.cache
+def _snowplow_normalizer() -> object:
+    from streams.agents.snowplow import SnowplowNormalizer
+    from streams.enrich.iglu import Registry
+    from streams.enrich.pseudonym import hash_key
+
+    return SnowplowNormalizer(Registry.from_dir(), hash_key())
+
+
+def snowplow_identity(record: object) -> list[Identity]:
+    """The event ids of a request record, as the normalizer derives them (also for events without an eid)."""
+    source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}  # type: ignore
+    events = _snowplow_normalizer().records(record.value, _headers(record), source)  # type: ignore
+    return [("fct_behavior_structured_event", "event_id", e["row"]["event_id"]) for e in events if isinstance(e, dict)]
 
 
 @dataclass(frozen=True)
@@ -80,7 +99,7 @@ class Accounting:
     """How a raw topic's offsets are accounted for."""
 
     normalized_topic: str
-    identity: Callable[[object], Identity]
+    identity: Callable[[object], list[Identity]]
     offset_table: str | None = None  # a table keeping kafka_partition / kafka_offset of this topic
 
 
@@ -88,6 +107,7 @@ ACCOUNTING = {
     TOPIC_RAW_SERVICE_PING: Accounting(TOPIC_NORMALIZED_SERVICE_PING, service_ping_identity, "raw_service_ping"),
     TOPIC_RAW_SEAT_LINK: Accounting(TOPIC_NORMALIZED_SEAT_LINK, seat_link_identity),
     TOPIC_RAW_VERSION_CHECK: Accounting(TOPIC_NORMALIZED_VERSION_CHECK, version_check_identity),
+    TOPIC_RAW_SNOWPLOW: Accounting(TOPIC_NORMALIZED_SNOWPLOW, snowplow_identity, "fct_behavior_structured_event"),
 }
 
 
@@ -96,7 +116,8 @@ def _positions(warehouse: Warehouse, topic: str, accounting: Accounting) -> dict
     found: dict[int, set[int]] = defaultdict(set)
     queries = ["SELECT kafka_partition, kafka_offset FROM raw_dead_letter FINAL WHERE kafka_topic = {topic:String}"]
     if accounting.offset_table:
-        queries.append(f"SELECT kafka_partition, kafka_offset FROM {accounting.offset_table} FINAL")
+        queries.append(f"SELECT DISTINCT kafka_partition, kafka_offset FROM {accounting.offset_table} FINAL "
+                       "WHERE kafka_offset >= 0")
     for sql in queries:
         for partition, offset in warehouse.query(sql, {"topic": topic}).rows:
             found[int(partition)].add(int(offset))
@@ -131,17 +152,21 @@ async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, offsets: list[in
     return records
 
 
-def _stored(warehouse: Warehouse, identities: dict[int, Identity]) -> set[int]:
-    """Offsets whose identity the warehouse holds."""
-    by_table: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for offset, (table, column, ident) in identities.items():
-        by_table[(table, column)][ident].append(offset)
+def _stored(warehouse: Warehouse, identities: dict[int, list[Identity]]) -> set[int]:
+    """Offsets with at least one identity the warehouse holds."""
+    by_table: dict[tuple[str, str], dict[int | str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for offset, idents in identities.items():
+        for table, column, ident in idents:
+            by_table[(table, column)][ident].append(offset)
     found: set[int] = set()
     for (table, column), offsets in by_table.items():
-        held = warehouse.query(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN {{ids:Array(UInt64)}}",
-                               {"ids": list(offsets)}).rows
-        for (ident,) in held:
-            found.update(offsets[int(ident)])
+        if all(isinstance(i, int) for i in offsets):
+            where, params = f"{column} IN {{ids:Array(UInt64)}}", {"ids": list(offsets)}
+        else:  # text ids (UUIDs) travel comma-joined: chdb cannot bind Array(String) parameters
+            where = f"{column} IN (SELECT arrayJoin(splitByChar(',', {{ids:String}})))"
+            params = {"ids": ",".join(map(str, offsets))}
+        for (ident,) in warehouse.query(f"SELECT DISTINCT {column} FROM {table} WHERE {where}", params).rows:
+            found.update(offsets.get(ident if isinstance(ident, str) else int(ident), ()))
     return found
 
 

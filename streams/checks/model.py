@@ -104,8 +104,13 @@ def relationships(warehouse: Warehouse, catalog: Catalog, check: Check) -> Resul
         sql = f"""SELECT count() FROM ({children}) AS c
                   LEFT ANTI JOIN ({parents}) AS p ON c.child_key = p.{field}"""
     orphans = _count(warehouse, sql)
-    return outcome(check, orphans > 0, orphans, f"every {column} in {parent}.{field}",
-                   f"{orphans} rows whose {column} is not in {parent}.{field}")
+    share = check.params.get("max_share")
+    if share is None:
+        return outcome(check, orphans > 0, orphans, f"every {column} in {parent}.{field}",
+                       f"{orphans} rows whose {column} is not in {parent}.{field}")
+    rows = _count(warehouse, f"SELECT count() FROM ({children})")  # a declared tolerance: a share of the rows
+    return outcome(check, orphans > rows * share, orphans, f"<= {share:.0%} of {rows} rows not in {parent}.{field}",
+                   f"{orphans} of {rows} rows whose {column} is not in {parent}.{field}")
 
 
 def row_count(warehouse: Warehouse, catalog: Catalog, check: Check) -> Result:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+import orjson
 
 from streams.checks.model import Catalog
 from streams.checks.spec import FAIL, PASS, WARN, Check, Result, outcome
 from streams.enrich.service_ping import parse_timestamp
 from streams.metrics import reason_class
 from streams.warehouse import Warehouse
+
+_XMAU_BY = ("delivery", "xmau_type", "metrics_path")  # every series, when a declaration names no `by`
 
 
 def freshness(warehouse: Warehouse, catalog: Catalog, check: Check, now: datetime) -> Result:
@@ -51,27 +56,39 @@ def dead_letter_rate(warehouse: Warehouse, catalog: Catalog, check: Check, now: 
             for key, n in sorted(counts.items())]
 
 
-def xmau_change(warehouse: Warehouse, catalog: Catalog, check: Check, now: datetime) -> list[Result]:
-    """Each xMAU series (delivery x xmau_type x metric) moves at most max_change between consecutive complete
-    months (the seed's data team alerts beyond +/-10 %)."""
+def _xmau_series(warehouse: Warehouse, catalog: Catalog, check: Check) -> dict[tuple, list[tuple[Any, int]]]:
+    """(by...) -> [(month, users)] over complete months: total_users_with_estimate summed over the series' rows."""
+    by = [catalog.column(check.table, c) for c in check.params.get("by", _XMAU_BY)]
+    types = check.params.get("xmau_types")
+    where = " AND xmau_type IN JSONExtract({types:String}, 'Array(String)')" if types else ""
+    keys = ", ".join(by)
     rows = warehouse.query(f"""
-        SELECT delivery, xmau_type, metrics_path, month, total_users_with_estimate,
-               lagInFrame(toNullable(total_users_with_estimate)) OVER w AS previous,
-               lagInFrame(toNullable(month)) OVER w AS previous_month
-        FROM {catalog.source(check.table)} WHERE is_complete_month = 1
-        WINDOW w AS (PARTITION BY delivery, xmau_type, metrics_path ORDER BY month
-                     ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
-        ORDER BY delivery, xmau_type, metrics_path, month""").rows
-    limit = float(check.params["max_change"])
+        SELECT {keys}, month, sum(total_users_with_estimate) FROM {catalog.source(check.table)}
+        WHERE is_complete_month = 1{where} GROUP BY {keys}, month ORDER BY {keys}, month""",
+                           {"types": orjson.dumps(types or []).decode()}).rows
+    series: dict[tuple, list[tuple[Any, int]]] = {}
+    for *key, month, users in rows:
+        series.setdefault(tuple(key), []).append((month, int(users)))
+    return series
+
+
+def xmau_change(warehouse: Warehouse, catalog: Catalog, check: Check, now: datetime) -> list[Result]:
+    """Each xMAU series moves at most max_change between consecutive complete months, as the seed's data team's
+    alerts on estimated xMAU: UMAU per delivery; SMAU per stage and GMAU per group, leaving out series whose
+    previous month is below min_users (newly instrumented, volatile). A series is `by` (columns of the table) over
+    the `xmau_types` rows, its users total_users_with_estimate summed over its metrics."""
+    limit, minimum = float(check.params["max_change"]), int(check.params.get("min_users", 0))
+    threshold = f"|change| <= {limit:.0%}" + (f" (from >= {minimum:,} users)" if minimum else "")
     results = []
-    for delivery, xmau_type, path, month, users, previous, previous_month in rows:
-        if previous is None:
-            continue
-        change = (users - previous) / previous if previous else (0.0 if users == 0 else float("inf"))
-        scope = f"{delivery}/{xmau_type}/{path}/{month}"
-        results.append(outcome(check, abs(change) > limit, round(change, 6), f"|change| <= {limit:.0%}",
-                               f"{xmau_type} {delivery} {previous:,} ({previous_month}) -> {users:,} ({month}): "
-                               f"{change:+.1%}", scope=scope))
+    for key, points in _xmau_series(warehouse, catalog, check).items():
+        for (previous_month, previous), (month, users) in zip(points, points[1:], strict=False):
+            if previous < minimum:
+                continue  # the seed's exclusion: too small to judge
+            change = (users - previous) / previous if previous else (0.0 if users == 0 else float("inf"))
+            label = "/".join(str(k) for k in key)
+            results.append(outcome(check, abs(change) > limit, round(change, 6), threshold,
+                                   f"{label} {previous:,} ({previous_month}) -> {users:,} ({month}): {change:+.1%}",
+                                   scope=f"{label}/{month}"))
     if not results:
-        return [Result(check, PASS, None, f"|change| <= {limit:.0%}", "no two complete months yet", "all")]
+        return [Result(check, PASS, None, threshold, "no series with two complete months to compare", "all")]
     return results

@@ -85,7 +85,7 @@ def checks_of(document: dict) -> list[Check]:
                                 _severity(source["dead_letters"]), base | source["dead_letters"]))
     for xmau in document.get("xmau", []):
         checks.append(Check(xmau["name"], "xmau_change", xmau["table"], _severity(xmau, "warn"),
-                            {"max_change": xmau["max_change"]}))
+                            {k: v for k, v in xmau.items() if k in ("max_change", "by", "xmau_types", "min_users")}))
     return checks
 
 
