@@ -102,6 +102,12 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.erase import erase
+
+    return erase(settings, user_id=args.user_id, namespace=args.namespace, instance=args.instance)
+
+
 def cmd_releases(args: argparse.Namespace, settings: Settings) -> int:
     """Load a releases CSV into dim_app_release and the collector's live copy (Version Check answers)."""
     from pathlib import Path
@@ -168,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     releases.add_argument("action", choices=["load"])
     releases.add_argument("file", help="CSV: version,release_date,is_security (major,minor,patch optional)")
     releases.set_defaults(func=cmd_releases)
+
+    erase = sub.add_parser("erase", help="erase a user, a namespace or an instance; print the proof (README Erasure)")
+    subject = erase.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--user-id", help="the user id as trackers send it (hashed here, never stored)")
+    subject.add_argument("--namespace", type=int, help="a Denomas.com (SaaS) namespace id")
+    subject.add_argument("--instance", help="a self-managed instance uuid")
+    erase.set_defaults(func=cmd_erase)
 
     reference_cli.add_commands(sub)  # reference load/columns/sample, report match-rate, export cs-mart
     alerts_cli.add_commands(sub)  # alerts list/backtest/validate
