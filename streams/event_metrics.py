@@ -371,8 +371,9 @@ def recompute_days(warehouse: Warehouse, days: Iterable[date], metrics: Sequence
     """After facts were deleted (an erasure): recompute the derived tables of these days and delete every row
     written before this run for those days (daily states) and the end days they feed (metrics); return the metric
     end days recomputed. A recompute writes no row for a group whose every event is gone, so without the delete the
-    old row (with the erased users in its bitmap) would stand. Concurrent refreshes are safe: their rows are older
-    than this run's (deleted, then rewritten here) or started after the facts were deleted (kept, and equal)."""
+    old row (with the erased users in its bitmap) would stand. Concurrent refreshes are safe but for one race: a
+    daily recompute that read the facts before they were deleted and wrote after the delete here leaves a stale row;
+    the caller checks for it (streams/erase.py proves and repeats)."""
     days = sorted(set(days))
     if not days:
         return 0
@@ -383,6 +384,9 @@ def recompute_days(warehouse: Warehouse, days: Iterable[date], metrics: Sequence
         warehouse.execute(f"ALTER TABLE {table} DELETE WHERE has(JSONExtract({{days:String}}, 'Array(Date)'), "
                           "behavior_date) AND computed_at < toDateTime64({started:String}, 3, 'UTC') "
                           "SETTINGS mutations_sync = 2", params)
+    # The metrics' own start: after the delete above, so a metric row computed since (by us or a concurrent refresh)
+    # read daily states that were all recomputed after the facts were deleted.
+    params["started"] = _format_ts(_timestamp(warehouse.query("SELECT now64(3, 'UTC')").scalar()))
     metrics = list(default_metrics() if metrics is None else metrics)
     end_days = refresh_event_metrics(warehouse, days, metrics, today)
     rolling = orjson.dumps([m.key_path for m in metrics if _kind(m) == "rolling"]).decode()
@@ -395,7 +399,7 @@ def recompute_days(warehouse: Warehouse, days: Iterable[date], metrics: Sequence
         params | {"rolling": rolling, "first": days[0].isoformat()})
     _forget_beyond_horizon(warehouse, today)
     _day_status(warehouse, days, refreshed_from="toDateTime64({started:String}, 3, 'UTC')",
-                params={"started": started})
+                params={"started": started})  # the days' states were recomputed from facts as of `started`
     return end_days
 
 

@@ -302,6 +302,8 @@ def erased(kafka_bootstrap, tmp_path_factory):
     warehouse.close()
     fleet = _fleet(seed=23)
     subjects = _choose(fleet)
+    namespaces = fleet.reference.rows["namespaces"]  # the erased namespace's reference row, on the compacted topic
+    namespaces.append(namespaces[0] | {"namespace_id": subjects.namespace, "namespace_name": "erased-group"})
     stages: dict[str, Stage] = {}
     runs: dict[str, subprocess.CompletedProcess] = {}
     worker = WorkerProcess(settings, kafka_bootstrap)
