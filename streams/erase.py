@@ -75,7 +75,7 @@ class ErasureList:
     def erased(self, subjects: Iterable[Subject]) -> bool:
         return bool(self.digests) and any(subject_digest(kind, value) in self.digests for kind, value in subjects)
 
-    def keep(self, records: Sequence[dict], subjects: Callable[[dict], Iterable[Subject]]) -> list[dict]:
+    def keep(self, records: Sequence[Any], subjects: Callable[[Any], Iterable[Subject]]) -> list[Any]:
         if not self.digests:  # the usual case costs nothing
             return list(records)
         return [record for record in records if not self.erased(subjects(record))]
@@ -87,8 +87,8 @@ def load_erasure_list(warehouse: Warehouse) -> ErasureList:
         f"SELECT subject_digest FROM {LIST_TABLE}").rows))
 
 
-def without_erased(warehouse: Warehouse, records: Sequence[dict],
-                   subjects: Callable[[dict], Iterable[Subject]]) -> list[dict]:
+def without_erased(warehouse: Warehouse, records: Sequence[Any],
+                   subjects: Callable[[Any], Iterable[Subject]]) -> list[Any]:
     return load_erasure_list(warehouse).keep(records, subjects)
 
 
@@ -115,7 +115,16 @@ def ping_record_subjects(record: dict) -> list[Subject]:
 
 
 def seat_link_subjects(record: dict) -> list[Subject]:
-    return [("instance", record["instance_uuid"])] if record.get("instance_uuid") else []
+    """By uuid; reports of clients too old to send one, by the host name (listed only when no other instance has
+    reported it)."""
+    out: list[Subject] = [("instance", record["instance_uuid"])] if record.get("instance_uuid") else []
+    return out + ([("host", record["hostname"])] if record.get("hostname") else [])
+
+
+def landed_subjects(landed: Any) -> list[Subject]:
+    """A usage.landed scope (streams/alerts/landed.py): an instance (uuid or installation id) or a namespace.
+    Installation ids of an erased instance are listed under its kind, so alerts never evaluate it again."""
+    return [(landed.scope_type, landed.scope_id)] if landed.scope_type in ("instance", "namespace") else []
 
 
 def version_check_subjects(record: dict) -> list[Subject]:
@@ -426,17 +435,19 @@ def _instance_values(warehouse: Warehouse, erasure: Erasure, instance: str) -> N
                                 "UNION DISTINCT SELECT DISTINCT hostname FROM fct_seat_link "
                                 "WHERE instance_uuid NOT IN ('', {u:String})", p)
     own_hosts = hosts - shared
-    warehouse.insert(LIST_TABLE, [{"kind": "host", "subject_digest": subject_digest("host", h),
-                                   "listed_at": erasure.started_at} for h in own_hosts])
     installations = _values(warehouse, "SELECT DISTINCT installation_id FROM fct_ping_instance "
                                        "WHERE instance_uuid = {u:String} UNION DISTINCT SELECT DISTINCT "
                                        "installation_id FROM fct_seat_link WHERE instance_uuid = {u:String}", p)
     installations |= {installation_id_for(instance, h) for h in hosts} | {installation_id_for(instance, None)}
+    installations -= {""}
+    listed = [("host", h) for h in own_hosts] + [("instance", i) for i in installations]  # alert scopes, replays
+    warehouse.insert(LIST_TABLE, [{"kind": kind, "subject_digest": subject_digest(kind, value),
+                                   "listed_at": erasure.started_at} for kind, value in listed])
     pings = _values(warehouse, "SELECT ping_id FROM fct_ping_instance WHERE instance_uuid = {u:String} UNION DISTINCT "
                                "SELECT ping_id FROM raw_service_ping WHERE instance_uuid = {u:String} UNION DISTINCT "
                                "SELECT ping_id FROM raw_service_ping_part WHERE position(piece, {u:String}) > 0", p)
     _note(warehouse, erasure, "host", texts=own_hosts)
-    _note(warehouse, erasure, "installation", texts=installations - {""})
+    _note(warehouse, erasure, "installation", texts=installations)
     _note(warehouse, erasure, "ping", numbers=pings)
     erasure.proof_params = {
         "instance": instance, "hosts": orjson.dumps(sorted(_noted(warehouse, erasure, "host"))).decode(),

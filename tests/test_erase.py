@@ -215,6 +215,8 @@ def _instance_rows(warehouse: Warehouse, instance: str, hosts: set[str], install
         "fct_behavior_structured_event": "instance_id = {u:String}",
         "raw_dead_letter": "position(original, {u:String}) > 0",
         "alerts": "scope_type = 'instance' AND (scope_id IN {installations:Array(String)} OR scope_id = {u:String})",
+        "alert_scope_state": "scope_type = 'instance' AND (scope_id IN {installations:Array(String)} "
+                             "OR scope_id = {u:String})",
     }
     return {table: int(warehouse.query(f"SELECT count() FROM {table} WHERE {where}", params).scalar())
             for table, where in sql.items()}
