@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -199,7 +200,6 @@ class Erasure:
     proof_params: dict[str, Any] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     days: list[date] = field(default_factory=list)
-    letters: int = 0
 
 
 def _pending(kind: str, column: str = "number") -> str:
@@ -496,33 +496,44 @@ def prove(warehouse: Warehouse, erasure: Erasure, targets: Sequence[Target]) -> 
     return sql, rows + [("raw_dead_letter (bytes decoded in Python)", len(letters))]
 
 
+def _erase_once(warehouse: Warehouse, user_id: str | None, namespace: int | None,
+                instance: str | None) -> tuple[Erasure, list[Target]]:
+    if user_id is not None:
+        return erase_user(warehouse, user_id)
+    if namespace is not None:
+        return erase_namespace(warehouse, int(namespace))
+    return erase_instance(warehouse, str(instance))
+
+
 def erase(settings: Any, user_id: str | None = None, namespace: int | None = None,
           instance: str | None = None, out: Callable[[str], None] = print) -> int:
     """The `erase` command: exactly one subject; prints what went, the proof query and its answer; 0 when nothing of
-    the subject is left."""
+    the subject is left, 1 when something is, 2 for a usage error."""
     from streams.tables import format_table
     from streams.warehouse import open_warehouse
 
-    given = [v for v in (user_id, namespace, instance) if v is not None]
-    if len(given) != 1:
+    if len([v for v in (user_id, namespace, instance) if v is not None]) != 1:
         out("erase: give exactly one of --user-id, --namespace, --instance")
         return 2
+    deleted: dict[str, int] = defaultdict(int)
     warehouse = open_warehouse(settings)
     try:
-        for _ in range(ATTEMPTS):  # a writer racing the erasure (a batch that read the list before it) is caught here
-            if user_id is not None:
-                erasure, targets = erase_user(warehouse, user_id)
-            elif namespace is not None:
-                erasure, targets = erase_namespace(warehouse, int(namespace))
-            else:
-                erasure, targets = erase_instance(warehouse, str(instance))
+        passes = 0
+        while passes < ATTEMPTS:  # a writer racing the erasure shows up in the proof: run again
+            passes += 1
+            erasure, targets = _erase_once(warehouse, user_id, namespace, instance)
+            for table, count in erasure.deleted.items():
+                deleted[table] += count
             sql, left = prove(warehouse, erasure, targets)
             if not any(n for _, n in left):
                 break
+    except ValueError as exc:
+        out(f"erase: {exc}")
+        return 2
     finally:
         warehouse.close()
-    out(format_table(["table", "rows deleted"], sorted(erasure.deleted.items()),
-                     title=f"Erased one {erasure.kind} (run {erasure.erasure_id}); "
+    out(format_table(["table", "rows deleted"], sorted(deleted.items()),
+                     title=f"Erased one {erasure.kind} (run {erasure.erasure_id}, {passes} pass(es)); "
                            f"{len(erasure.days)} event days recomputed"))
     names = ", ".join(f"{{{name}}}" for name in erasure.proof_params)
     out(f"Proof (bound parameters {names}: the subject's {erasure.kind} values, not shown):\n{sql}")

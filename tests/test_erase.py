@@ -355,6 +355,7 @@ def test_before_erasure_the_numbers_match_python_and_the_subjects_are_stored(era
 @pytest.mark.integration
 def test_erase_user_leaves_no_hash_and_every_number_equals_a_recomputation_without_the_user(erased):
     fleet, subjects, stages, runs = erased
+    print(runs["user"].stdout)  # what the command printed (pytest -rA shows it)
     assert runs["user"].returncode == 0, runs["user"].stdout + runs["user"].stderr
     assert "nothing of the subject is left" in runs["user"].stdout
     assert "UNION ALL" in runs["user"].stdout  # the proof query is printed
@@ -396,6 +397,7 @@ def test_the_log_and_the_list_hold_nothing_that_identifies_the_subjects(erased):
 def test_erase_namespace_and_instance(erased):
     fleet, subjects, stages, runs = erased
     for kind in ("namespace", "instance"):
+        print(runs[kind].stdout)
         assert runs[kind].returncode == 0, runs[kind].stdout + runs[kind].stderr
     after = stages["all"]
     assert after.namespace_left == {"saas events": 0}
@@ -488,3 +490,30 @@ def test_a_schema_erase_does_not_cover_is_refused():
     with pytest.raises(RuntimeError, match="in clear"):
         check_schema({"raw_new_source": {"user_id": "String"}})
     check_schema({"agg_behavior_active_daily": {"users": "AggregateFunction(groupBitmap, UInt64)"}})
+
+
+def test_the_command_refuses_an_empty_or_missing_subject():
+    printed: list[str] = []
+    assert erase_module.erase(Settings.from_env(), user_id="  ", out=printed.append) == 2
+    assert erase_module.erase(Settings.from_env(), out=printed.append) == 2
+    assert printed == ["erase: an empty user id identifies nobody",
+                       "erase: give exactly one of --user-id, --namespace, --instance"]
+
+
+def test_dead_letters_name_their_subjects_from_the_decoded_bytes():
+    import base64
+
+    import orjson
+
+    from streams.fleet_snowplow import CONTEXTS, STANDARD
+
+    standard = {"schema": STANDARD, "data": {"user_id": 1000042, "namespace_id": 30003,
+                                             "ultimate_parent_namespace_id": 20003, "realm": "saas"}}
+    cx = base64.urlsafe_b64encode(orjson.dumps({"schema": CONTEXTS, "data": [standard]})).decode()
+    event = {"e": "se", "cx": cx, "se_va": "not a number"}  # a bad event: its context still names the user
+    subjects = erase_module.letter_subjects("snowplow", orjson.dumps([event, {"e": "pv", "uid": "u-7"}]))
+    assert set(subjects) == {("user", user_hash(1000042)), ("namespace", 30003), ("namespace", 20003),
+                             ("user", user_hash("u-7"))}
+    assert erase_module.letter_subjects("service_ping", b'{"uuid": "abc", "version": "x"}') == [("instance", "abc")]
+    assert erase_module.letter_subjects("service_ping", b"not json") == []
+    assert erase_module.letter_subjects("version_check", b'{"uuid": "abc"}') == []
