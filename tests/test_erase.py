@@ -44,6 +44,7 @@ from streams.warehouse import Warehouse, migrate, open_warehouse
 from streams.worker import WorkerProcess
 
 METRICS = load_event_metrics()
+ACTIONS = sorted({e.action for m in METRICS for e in m.events if e.category == "InternalEventTracking"})
 
 # ---------------------------------------------------------------------------------------------------
 # The independent computation: plain Python over event rows.
@@ -447,8 +448,7 @@ def _events(seed_actions: list[str]) -> list[tuple[str, date, int, str]]:
 
 
 def test_a_crash_half_way_is_safe_to_rerun(warehouse, monkeypatch):
-    actions = sorted({e.action for m in METRICS for e in m.events if e.category == "InternalEventTracking"})[:5]
-    events = _events(actions)
+    events = _events(ACTIONS[:5])
     warehouse.insert("fct_behavior_structured_event", _fact_rows(events))
     mark_touched(warehouse, {day for _, day, _, _ in events})
     refresh_pending(warehouse)
@@ -517,3 +517,68 @@ def test_dead_letters_name_their_subjects_from_the_decoded_bytes():
     assert erase_module.letter_subjects("service_ping", b'{"uuid": "abc", "version": "x"}') == [("instance", "abc")]
     assert erase_module.letter_subjects("service_ping", b"not json") == []
     assert erase_module.letter_subjects("version_check", b'{"uuid": "abc"}') == []
+
+
+def _instance_rows_direct(warehouse: Warehouse, instances: dict[str, str]) -> None:
+    """Two instances (uuid -> hostname) with a ping, its metrics, its raw payload, a Seat Link, a version check and
+    events on three days each."""
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    for n, (uuid_, host) in enumerate(sorted(instances.items())):
+        installation = installation_id_for(uuid_, host)
+        ping = {"ping_id": 100 + n, "recorded_at": now}
+        warehouse.insert("fct_ping_instance", [ping | {"installation_id": installation, "instance_uuid": uuid_,
+                                                       "hostname": host, "received_at": now}])
+        warehouse.insert("fct_ping_instance_metric", [ping | {"installation_id": installation, "metrics_path": p}
+                                                      for p in ("a", "b", "c")])
+        warehouse.insert("raw_service_ping", [ping | {"instance_uuid": uuid_, "received_at": now,
+                                                      "payload": f'{{"uuid": "{uuid_}"}}'.encode()}])
+        warehouse.insert("fct_seat_link", [{"seat_link_id": 200 + n, "instance_uuid": uuid_, "hostname": host,
+                                            "installation_id": installation, "report_timestamp": now,
+                                            "report_date": now.date(), "received_at": now}])
+        warehouse.insert("fct_version_check", [{"check_id": 300 + n, "checked_at": now, "host": host}])
+        rows = _fact_rows([(f"sm-{n}-{k}", date(2026, 3, 1 + k), 0, ACTIONS[0]) for k in range(3)])
+        warehouse.insert("fct_behavior_structured_event", [
+            r | {"event_id": f"{uuid_}-{k}", "instance_id": uuid_, "realm": "self-managed", "deployment_type": ""}
+            for k, r in enumerate(rows)])
+    mark_touched(warehouse, {date(2026, 3, 1 + k) for k in range(3)})
+    refresh_pending(warehouse)
+
+
+@pytest.mark.parametrize("crash_at", [2, 6, 99])
+def test_an_instance_erasure_killed_anywhere_is_safe_to_rerun(warehouse, monkeypatch, crash_at):
+    instances = {"11111111-1111-4111-8111-111111111111": "gone.example.org",
+                 "22222222-2222-4222-8222-222222222222": "kept.example.org"}
+    _instance_rows_direct(warehouse, instances)
+    gone, kept = sorted(instances)
+    real_delete, calls = erase_module._delete, []
+
+    def delete_then_crash(*args: Any) -> None:
+        calls.append(args[2].table)
+        if len(calls) == crash_at:
+            raise RuntimeError("killed half-way")
+        real_delete(*args)
+
+    def crash(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("killed before the recompute")
+
+    monkeypatch.setattr(erase_module, "_delete", delete_then_crash)
+    if crash_at == 99:
+        monkeypatch.setattr(erase_module, "recompute_days", crash)
+    with pytest.raises(RuntimeError):
+        erase_module.erase_instance(warehouse, gone)
+    assert tables_holding(warehouse, text=gone)  # the crash left some of it (facts, or the derived tables)
+    monkeypatch.undo()
+    erase_module.erase_instance(warehouse, gone)
+    installation = installation_id_for(gone, instances[gone])
+    for value in (gone, instances[gone], installation):
+        assert tables_holding(warehouse, text=value) == {}, value
+    assert tables_holding(warehouse, number=100) == {}  # the ping id
+    assert tables_holding(warehouse, text=kept)["fct_ping_instance.instance_uuid"] == 1
+    assert tables_holding(warehouse, text=instances[kept])["fct_version_check.host"] == 1
+    cells, actives = expected_numbers(
+        Event(date(2026, 3, 1 + k), f"sm-1-{k}", "struct", ("InternalEventTracking", ACTIONS[0]),
+              scopes_of("self-managed", "", 0, 0, kept)) for k in range(3))
+    assert cells and actives
+    got_cells, got_actives = warehouse_numbers(warehouse)
+    assert differences(cells, got_cells) == []
+    assert differences(actives, got_actives) == []
