@@ -62,6 +62,7 @@ def erasure_key() -> bytes:
     return hashlib.blake2b(b"denomas-erasure-list", key=hash_key(), digest_size=32).digest()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # users, namespaces and instances repeat from record to record
 def subject_digest(kind: str, value: str | int) -> str:
     return hashlib.blake2b(f"{kind}:{value}".encode(), key=erasure_key(), digest_size=16).hexdigest()
 
