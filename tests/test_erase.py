@@ -467,6 +467,11 @@ def test_a_crash_half_way_is_safe_to_rerun(warehouse, monkeypatch):
     assert tables_holding(warehouse, number=user_hash("solo")) == {}
     assert tables_holding(warehouse, number=user_hash("u3")) == {}
     assert int(warehouse.query("SELECT count() FROM erasure_pending").scalar()) == 0
+    for user in ("solo", "u3"):  # the statement texts the engine keeps name no erased user
+        assert warehouse.query("SELECT count() FROM system.mutations WHERE database = currentDatabase() AND "
+                               "position(command, {h:String}) > 0", {"h": str(user_hash(user))}).scalar() == 0
+    assert warehouse.query("SELECT count() FROM system.mutations WHERE database = currentDatabase() AND "
+                           "position(command, 'erasure_pending') > 0").scalar() > 0  # they refer to it instead
     kept = [Event(day, user, "struct", ("InternalEventTracking", action), scopes_of("saas", ".com", ns, ns, ""))
             for user, day, ns, action in events if user not in ("solo", "u3")]
     cells, actives = expected_numbers(kept)
