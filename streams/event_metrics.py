@@ -366,6 +366,54 @@ def refresh_pending(warehouse: Warehouse, metrics: Sequence[EventMetric] | None 
     return end_days
 
 
+def recompute_days(warehouse: Warehouse, days: Iterable[date], metrics: Sequence[EventMetric] | None = None,
+                   today: date | None = None) -> int:
+    """After facts were deleted (an erasure): recompute the derived tables of these days and delete every row
+    written before this run for those days (daily states) and the end days they feed (metrics); return the metric
+    end days recomputed. A recompute writes no row for a group whose every event is gone, so without the delete the
+    old row (with the erased users in its bitmap) would stand. Concurrent refreshes are safe but for one race: a
+    daily recompute that read the facts before they were deleted and wrote after the delete here leaves a stale row;
+    the caller checks for it (streams/erase.py proves and repeats)."""
+    days = sorted(set(days))
+    if not days:
+        return 0
+    started = _format_ts(_timestamp(warehouse.query("SELECT now64(3, 'UTC')").scalar()))
+    recompute_daily_states(warehouse, days)
+    params = {"days": orjson.dumps([d.isoformat() for d in days]).decode(), "started": started}
+    for table in _DAILY_STATES_SQL:
+        warehouse.execute(f"ALTER TABLE {table} DELETE WHERE has(JSONExtract({{days:String}}, 'Array(Date)'), "
+                          "behavior_date) AND computed_at < toDateTime64({started:String}, 3, 'UTC') "
+                          "SETTINGS mutations_sync = 2", params)
+    # The metrics' own start: after the delete above, so a metric row computed since (by us or a concurrent refresh)
+    # read daily states that were all recomputed after the facts were deleted.
+    params["started"] = _format_ts(_timestamp(warehouse.query("SELECT now64(3, 'UTC')").scalar()))
+    metrics = list(default_metrics() if metrics is None else metrics)
+    end_days = refresh_event_metrics(warehouse, days, metrics, today)
+    rolling = orjson.dumps([m.key_path for m in metrics if _kind(m) == "rolling"]).decode()
+    # Rolling windows: a day d feeds the end days d..d+27; all-time totals: every end day from the first day on.
+    warehouse.execute(
+        "ALTER TABLE agg_event_metric_daily DELETE WHERE computed_at < toDateTime64({started:String}, 3, 'UTC') AND "
+        "if(has(JSONExtract({rolling:String}, 'Array(String)'), toString(key_path)), "
+        f"arrayExists(d -> metric_date BETWEEN d AND d + {MAX_WINDOW - 1}, "
+        "JSONExtract({days:String}, 'Array(Date)')), metric_date >= {first:Date}) SETTINGS mutations_sync = 2",
+        params | {"rolling": rolling, "first": days[0].isoformat()})
+    _forget_beyond_horizon(warehouse, today)
+    _day_status(warehouse, days, refreshed_from="toDateTime64({started:String}, 3, 'UTC')",
+                params={"started": started})  # the days' states were recomputed from facts as of `started`
+    return end_days
+
+
+def _forget_beyond_horizon(warehouse: Warehouse, today: date | None) -> None:
+    """When the newest days lost all their events the horizon moves back: end days after it are no longer
+    materialized (as in a rebuild), and the refresh log must not claim them (the next refresh recomputes them)."""
+    horizon = data_horizon(warehouse, today) or date(1970, 1, 1)
+    if (_previous_horizon(warehouse) or horizon) <= horizon:
+        return
+    for table, column in (("agg_event_metric_daily", "metric_date"), ("agg_event_metric_refresh", "last_end_date")):
+        warehouse.execute(f"ALTER TABLE {table} DELETE WHERE {column} > {{horizon:Date}} SETTINGS mutations_sync = 2",
+                          {"horizon": _day(horizon)})
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -27,6 +27,7 @@ from streams.agents.common import (
 )
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
+from streams.erase import letter_row_subjects, without_erased
 from streams.heap import release_free_memory
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse
@@ -131,7 +132,8 @@ def register_dead_letter_sink(ctx: AgentContext) -> None:
         async for events in stream.take_events(500, within=1.0):
             rows = [letter_row(as_bytes(event.value), event_headers(event)) for event in events]
             try:
-                stored = await write_with_retry(lambda rows=rows: sink.write_dead_letters(ctx.warehouse, rows),
+                stored = await write_with_retry(lambda rows=rows: sink.write_dead_letters(  # erased: README "Erasure"
+                    ctx.warehouse, without_erased(ctx.warehouse, rows, letter_row_subjects)),
                                                 "dead letters", ctx.warehouse)
             except PoisonBatch:  # the end of the line: find the refused letters, keep their why without the bytes
                 stored = sum([await _store_letter(ctx, row) for row in rows])

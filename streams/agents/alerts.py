@@ -34,6 +34,7 @@ from streams.alerts.landed import Landed
 from streams.alerts.rules import AlertConfig, Destination, load_rules, metric_time_frames
 from streams.alerts.store import Delivery
 from streams.config import TOPIC_ALERTS, TOPIC_LANDED
+from streams.erase import landed_subjects, without_erased
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,18 @@ def register(ctx: AgentContext) -> None:
     log.info("alerts: %d rules, %d destinations from %s", len(config.active()), len(config.destinations),
              config.source)
 
+    def unerased(landed: list[Landed]) -> list[Landed]:
+        """Erased scopes are never evaluated again (README "Erasure")."""
+        try:
+            return without_erased(warehouse, landed, landed_subjects)
+        except Exception:  # the warehouse is down: the engine's reads fail too, and the loop below retries
+            return landed
+
     async def evaluate(landed: list[Landed]) -> Evaluation:
         """Run the engine; while the warehouse is down, wait and run it again (nothing was written)."""
         delay = 0.5
         while True:
-            evaluation = await asyncio.to_thread(engine.evaluate, landed)
+            evaluation = await asyncio.to_thread(engine.evaluate, await asyncio.to_thread(unerased, landed))
             if not evaluation.errors:
                 return evaluation
             if await asyncio.to_thread(warehouse_is_up, warehouse):

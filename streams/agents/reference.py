@@ -38,6 +38,7 @@ from streams.enrich.reference import (
     to_json,
     tombstone,
 )
+from streams.erase import reference_subjects, without_erased
 from streams.reference import write_reference
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,8 @@ def register(ctx: AgentContext) -> None:
 
     async def write(rows: dict[str, list[dict[str, Any]]]) -> None:
         for name, kind_rows in rows.items():
-            stored = await write_with_retry(lambda k=KINDS[name], r=kind_rows: write_reference(warehouse, k, r),
+            stored = await write_with_retry(lambda k=KINDS[name], r=kind_rows: write_reference(  # README "Erasure"
+                warehouse, k, without_erased(warehouse, r, reference_subjects)),
                                             f"reference {name}", warehouse)
             ctx.stats.add(**{f"reference_{name}": stored})
 

@@ -21,6 +21,7 @@ from streams.config import TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK
 from streams.enrich.limits import json_depth_exceeds
 from streams.enrich.seat_link import KEY_FIELD, hash_license_key, normalize_seat_link, validation_errors
 from streams.enrich.service_ping import parse_timestamp
+from streams.erase import seat_link_subjects, without_erased
 from streams.sink import existing_ids, unique_by
 from streams.warehouse import Warehouse
 
@@ -97,7 +98,7 @@ def seat_link_row(record: dict) -> dict:
 
 def write_seat_links(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
     """Idempotent: a report already stored (same seat_link_id) is skipped, in the batch and across batches."""
-    rows = unique_by(records, "seat_link_id")
+    rows = unique_by(without_erased(warehouse, records, seat_link_subjects), "seat_link_id")  # README "Erasure"
     stored = existing_ids(warehouse, "fct_seat_link", "seat_link_id", [r["seat_link_id"] for r in rows])
     fresh = [seat_link_row(r) for r in rows if r["seat_link_id"] not in stored]
     warehouse.insert("fct_seat_link", fresh)

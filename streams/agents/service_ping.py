@@ -27,6 +27,7 @@ from streams.agents.common import (
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping, parse_timestamp, ping_id_for, stable_id, validation_errors
+from streams.erase import ping_record_subjects, without_erased
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,7 @@ def register(ctx: AgentContext) -> None:
 
 
 def write_service_ping_batch(warehouse: Any, records: list[dict]) -> dict[str, int]:
+    records = without_erased(warehouse, records, ping_record_subjects)  # README "Erasure"
     counts = sink.write_pings(warehouse, [r for r in records if r["kind"] == "ping"])
     counts["error_reports"] = sink.write_ping_errors(warehouse, [r["report"] for r in records if r["kind"] == "error"])
     counts["timing_reports"] = sink.write_metric_timings(

@@ -59,6 +59,7 @@ from streams.enrich.snowplow import (
     normalize_event,
     take_ip,
 )
+from streams.erase import snowplow_record_subjects, without_erased
 from streams.event_metrics import mark_touched, refresh_pending
 from streams.warehouse import Warehouse
 
@@ -232,6 +233,7 @@ def store_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]]) -
     """The sink's unit of work, safe to repeat after a failure or crash at any point: the new facts, the days of
     every record of the batch (also those skipped as already stored), then the derived tables of every pending day
     recomputed from the facts (streams/event_metrics.py). Returns what write_behavior_events found."""
+    records = without_erased(warehouse, records, snowplow_record_subjects)  # README "Erasure"
     result = write_behavior_events(warehouse, records)
     mark_touched(warehouse, {date.fromisoformat(r["row"]["behavior_date"]) for r in records})
     refresh_pending(warehouse)

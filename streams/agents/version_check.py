@@ -25,6 +25,7 @@ from streams.enrich.version_check import (
     edition_of,
     host_from_referer,
 )
+from streams.erase import version_check_subjects, without_erased
 from streams.releases import seed_if_empty
 from streams.sink import existing_ids, unique_by
 from streams.warehouse import Warehouse
@@ -70,7 +71,7 @@ def normalize(value: bytes, headers: dict[str, str], message: Any) -> dict:
 
 def write_version_checks(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
     """Idempotent on check_id, like every sink."""
-    rows = unique_by(records, "check_id")
+    rows = unique_by(without_erased(warehouse, records, version_check_subjects), "check_id")  # README "Erasure"
     stored = existing_ids(warehouse, "fct_version_check", "check_id", [r["check_id"] for r in rows])
     fresh = [r | {"checked_at": parse_timestamp(r["checked_at"])} for r in rows if r["check_id"] not in stored]
     warehouse.insert("fct_version_check", fresh)

@@ -7,6 +7,7 @@ One module per command group; each holds a `typer.Typer()` named `app` whose com
   marts.py      catalog, show
   alerts.py     alerts list | backtest | validate
   checks.py     check
+  privacy.py    erase
 
 Adding a command:
 1. Put the work in a plain typed function in its own module (e.g. `streams/erase.py`:
@@ -30,9 +31,9 @@ import sys
 
 import typer
 
-from streams.cli import alerts, checks, marts, pipeline, reference
+from streams.cli import alerts, checks, marts, pipeline, privacy, reference
 
-GROUPS = (pipeline, reference, marts, alerts, checks)
+GROUPS = (pipeline, reference, marts, alerts, checks, privacy)
 
 app = typer.Typer(
     name="denomas-usage", help="Denomas product usage data: run, demo, query and operate the pipeline.",

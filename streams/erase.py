@@ -1,0 +1,544 @@
+"""Erasure of one user, one SaaS namespace or one self-managed instance (README "Erasure").
+
+`erase(settings, user_id=...)` (`denomas-usage erase --user-id ID | --namespace ID | --instance UUID`):
+
+1. lists the subject on `erasure_list` (a digest under the erasure key, never the id or its user_hash), so every
+   sink drops its records from then on, also in a replay of the raw topics;
+2. notes the subject and what hangs off it (days of its events, an instance's installations, pings, host names,
+   dead letters) in `erasure_pending` under a run id, so that no DELETE statement text holds the subject (the engine
+   keeps them in system.mutations), and a re-run after a crash finds what the crashed run had collected;
+3. deletes its rows from every table that holds them, found from system.columns (user_hash; namespace ids; instance
+   uuid, installation and ping ids; alert scopes; dead letters by their decoded bytes), with synchronous mutations;
+4. recomputes the derived tables of every day its events touched and removes their older rows (daily bitmap states,
+   7/28-day and all-time metrics; marts and reports are views over them);
+5. records per table how many rows went in `erasure_log` (no id, no hash), empties its pending rows, and proves the
+   result: a query over every such table that must count 0 everywhere (printed, then run).
+
+Every step is idempotent and reads what is stored, so running it twice, or again after a crash, is safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+from streams.enrich.pseudonym import hash_key, user_hash
+from streams.enrich.service_ping import installation_id_for
+from streams.enrich.snowplow import BadEvent, decode_contexts, standard_context
+from streams.event_metrics import mark_touched, recompute_days
+from streams.warehouse import Warehouse
+
+KINDS = ("user", "namespace", "instance")
+LIST_TABLE, PENDING_TABLE, LOG_TABLE = "erasure_list", "erasure_pending", "erasure_log"
+OWN_TABLES = {LIST_TABLE, PENDING_TABLE, LOG_TABLE}
+# Derived tables recomputed from the facts (streams/event_metrics.py); any other table with a bitmap of user hashes
+# is an error: erase would not know how to take the user out of it.
+RECOMPUTED = {"agg_behavior_event_daily", "agg_behavior_active_daily", "agg_event_metric_daily"}
+# Columns that would hold a user in clear: a table with one is refused until erase handles it.
+CLEAR_USER_COLUMNS = {"user_id", "uid", "user_name", "username", "email"}
+NAMESPACE_COLUMNS = ("namespace_id", "ultimate_parent_namespace_id")
+INSTANCE_COLUMNS = ("instance_uuid", "instance_id")
+HOST_COLUMNS = ("hostname", "host")  # Service Ping, Seat Link and Version Check host names (not events' host_name)
+SAAS_ROWS = "(realm = 'saas' OR deployment_type = '.com')"  # the rule of clickhouse/067 prep_behavior_event_scope
+ATTEMPTS = 3  # runs of one erasure until its proof is clean
+SUBJECT_SOURCES = ("snowplow", "service_ping", "seat_link")  # dead letters whose bytes name a user or instance
+
+
+# ---------------------------------------------------------------------------------------------------
+# The erasure list: what the agents consult before they store (one set lookup per record).
+
+
+@functools.cache
+def erasure_key() -> bytes:
+    """A key of its own for the list, derived from the user-hash secret (same secret, other purpose)."""
+    return hashlib.blake2b(b"denomas-erasure-list", key=hash_key(), digest_size=32).digest()
+
+
+@functools.lru_cache(maxsize=1 << 16)  # users, namespaces and instances repeat from record to record
+def subject_digest(kind: str, value: str | int) -> str:
+    return hashlib.blake2b(f"{kind}:{value}".encode(), key=erasure_key(), digest_size=16).hexdigest()
+
+
+Subject = tuple[str, str | int]  # (kind, value): ("user", user_hash), ("namespace", id), ("instance", uuid)
+
+
+@dataclass(frozen=True)
+class ErasureList:
+    digests: frozenset[str] = frozenset()
+
+    def erased(self, subjects: Iterable[Subject]) -> bool:
+        return bool(self.digests) and any(subject_digest(kind, value) in self.digests for kind, value in subjects)
+
+    def keep(self, records: Sequence[Any], subjects: Callable[[Any], Iterable[Subject]]) -> list[Any]:
+        if not self.digests:  # the usual case costs nothing
+            return list(records)
+        return [record for record in records if not self.erased(subjects(record))]
+
+
+def load_erasure_list(warehouse: Warehouse) -> ErasureList:
+    """Read per batch (a small table), inside the sink's retried write: a retry sees an erasure made meanwhile."""
+    return ErasureList(frozenset(str(row[0]) for row in warehouse.query(
+        f"SELECT subject_digest FROM {LIST_TABLE}").rows))
+
+
+def without_erased(warehouse: Warehouse, records: Sequence[Any],
+                   subjects: Callable[[Any], Iterable[Subject]]) -> list[Any]:
+    return load_erasure_list(warehouse).keep(records, subjects)
+
+
+def _is_saas(context: dict) -> bool:
+    """Namespace ids are Denomas.com's only on SaaS events; self-managed ones are local to their instance."""
+    return context.get("realm") == "saas" or context.get("deployment_type") == ".com"
+
+
+def event_subjects(row: dict) -> list[Subject]:
+    """A fct_behavior_structured_event row's user, (SaaS) namespaces and instance."""
+    out: list[Subject] = [("user", row["user_hash"])] if row.get("user_hash") else []
+    out += [("namespace", row[name]) for name in NAMESPACE_COLUMNS if row.get(name) and _is_saas(row)]
+    return out + ([("instance", row["instance_id"])] if row.get("instance_id") else [])
+
+
+def snowplow_record_subjects(record: dict) -> list[Subject]:
+    return event_subjects(record["row"])
+
+
+def ping_record_subjects(record: dict) -> list[Subject]:
+    """A normalized Service Ping record (kind ping, error or metadata)."""
+    body = record.get("ping") or record.get("report") or {}
+    return [("instance", body["instance_uuid"])] if body.get("instance_uuid") else []
+
+
+def seat_link_subjects(record: dict) -> list[Subject]:
+    """By uuid; reports of clients too old to send one, by the host name (listed only when no other instance has
+    reported it)."""
+    out: list[Subject] = [("instance", record["instance_uuid"])] if record.get("instance_uuid") else []
+    return out + ([("host", record["hostname"])] if record.get("hostname") else [])
+
+
+def landed_subjects(landed: Any) -> list[Subject]:
+    """A usage.landed scope (streams/alerts/landed.py): an instance (uuid or installation id) or a namespace.
+    Installation ids of an erased instance are listed under its kind, so alerts never evaluate it again."""
+    return [(landed.scope_type, landed.scope_id)] if landed.scope_type in ("instance", "namespace") else []
+
+
+def version_check_subjects(record: dict) -> list[Subject]:
+    return [("host", record["host"])] if record.get("host") else []
+
+
+def reference_subjects(row: dict) -> list[Subject]:
+    """A reference row of a Denomas.com namespace (dim_namespace)."""
+    return [("namespace", row["namespace_id"])] if row.get("namespace_id") else []
+
+
+def _event_subjects_raw(event: Any) -> list[Subject]:
+    """The user, namespaces and instance of a raw tracker event (as normalize_event reads them)."""
+    if not isinstance(event, dict):
+        return []
+    try:
+        standard = standard_context(decode_contexts(event))
+    except (BadEvent, ValueError, TypeError, KeyError):
+        standard = {}
+    user = standard.get("user_id")
+    hashed = user_hash(user if user not in (None, "") else event.get("uid"))
+    out: list[Subject] = [("user", hashed)] if hashed else []
+    out += [("namespace", standard[name]) for name in NAMESPACE_COLUMNS
+            if isinstance(standard.get(name), int) and standard[name] > 0 and _is_saas(standard)]
+    return out + ([("instance", standard["instance_id"])] if standard.get("instance_id") else [])
+
+
+def letter_subjects(source: str, original: bytes | str) -> list[Subject]:
+    """Subjects named in a dead letter's original bytes (Snowplow events, Service Ping or Seat Link JSON)."""
+    if source not in SUBJECT_SOURCES:
+        return []
+    try:
+        document = orjson.loads(original)
+    except orjson.JSONDecodeError:
+        return []
+    if source == "snowplow":
+        if isinstance(document, dict) and isinstance(document.get("data"), list):  # a whole payload_data request
+            document = document["data"]
+        events = document if isinstance(document, list) else [document]
+        return [subject for event in events for subject in _event_subjects_raw(event)]
+    if not isinstance(document, dict):
+        return []
+    ids = (document.get("uuid"), document.get("instance_id"), (document.get("metadata") or {}).get("uuid")
+           if isinstance(document.get("metadata"), dict) else None,
+           (document.get("error") or {}).get("uuid") if isinstance(document.get("error"), dict) else None)
+    return [("instance", value) for value in ids if isinstance(value, str) and value]
+
+
+def letter_row_subjects(row: dict) -> list[Subject]:
+    return letter_subjects(row.get("source", ""), row.get("original", b""))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Finding what to delete
+
+
+@dataclass(frozen=True)
+class Target:
+    """Rows of `table` to delete: `where` refers to the run's pending rows ({eid:String}) only."""
+
+    table: str
+    where: str
+    proof: str  # the same rows, found with bound parameters of the subject (for the proof query)
+
+
+@dataclass
+class Erasure:
+    kind: str
+    digest: str
+    erasure_id: str
+    started_at: datetime
+    proof_params: dict[str, Any] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    days: list[date] = field(default_factory=list)
+
+
+def _pending(kind: str, column: str = "number") -> str:
+    return f"(SELECT {column} FROM {PENDING_TABLE} WHERE erasure_id = {{eid:String}} AND kind = '{kind}')"
+
+
+def _columns(warehouse: Warehouse) -> dict[str, dict[str, str]]:
+    """Every base table of the database (views excluded: they hold nothing) -> {column: type}."""
+    rows = warehouse.query(
+        "SELECT c.table, c.name, c.type FROM system.columns AS c "
+        "INNER JOIN (SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View') "
+        "AS t ON c.table = t.name WHERE c.database = currentDatabase()").rows
+    tables: dict[str, dict[str, str]] = {}
+    for table, name, kind in rows:
+        if table not in OWN_TABLES:
+            tables.setdefault(str(table), {})[str(name)] = str(kind)
+    return tables
+
+
+def check_schema(tables: dict[str, dict[str, str]]) -> None:
+    """Refuse to run on a schema erase does not cover: a user in clear, or a bitmap nobody recomputes."""
+    for table, columns in tables.items():
+        clear = sorted(CLEAR_USER_COLUMNS & set(columns))
+        if clear:
+            raise RuntimeError(f"{table} has column(s) {clear} that may hold a user in clear; erase does not "
+                               "cover it: store a keyed user_hash instead, or extend streams/erase.py")
+        bitmaps = [name for name, kind in columns.items() if "groupBitmap" in kind]
+        if bitmaps and table not in RECOMPUTED:
+            raise RuntimeError(f"{table}.{bitmaps[0]} holds user bitmaps that erase does not recompute; "
+                               "extend streams/erase.py (RECOMPUTED) with how to rebuild it")
+
+
+def user_targets(tables: dict[str, dict[str, str]]) -> list[Target]:
+    return [Target(t, f"user_hash IN {_pending('user')}", "user_hash = {user_hash:UInt64}")
+            for t, columns in sorted(tables.items()) if "user_hash" in columns and t not in RECOMPUTED]
+
+
+def _alert_targets(tables: dict[str, dict[str, str]], scopes: str, proof: str) -> list[Target]:
+    """Alerts about the scopes, their deliveries first (found through the alerts table, deleted after them)."""
+    out = []
+    if "alerts" in tables and "alert_delivery" in tables:
+        out.append(Target("alert_delivery", f"alert_id IN (SELECT alert_id FROM alerts WHERE {scopes})",
+                          f"alert_id IN (SELECT alert_id FROM alerts WHERE {proof})"))
+    return out + [Target(t, scopes, proof) for t, columns in sorted(tables.items())
+                  if {"scope_type", "scope_id"} <= set(columns)]
+
+
+def namespace_targets(tables: dict[str, dict[str, str]]) -> list[Target]:
+    out = []
+    for table, columns in sorted(tables.items()):
+        names = [c for c in NAMESPACE_COLUMNS if c in columns]
+        if names and table not in RECOMPUTED:
+            saas = f"{SAAS_ROWS} AND " if {"realm", "deployment_type"} <= set(columns) else ""
+            out.append(Target(table, saas + "(" + " OR ".join(f"{c} IN {_pending('namespace')}" for c in names) + ")",
+                              saas + "(" + " OR ".join(f"{c} = {{namespace:UInt64}}" for c in names) + ")"))
+    scopes = f"scope_type = 'namespace' AND scope_id IN {_pending('namespace', 'toString(number)')}"
+    return _alert_targets(tables, scopes, "scope_type = 'namespace' AND scope_id = toString({namespace:UInt64})") + out
+
+
+def instance_targets(tables: dict[str, dict[str, str]]) -> list[Target]:
+    """Alerts, then every row of its uuid, own host names, installations and pings."""
+    scopes = (f"scope_type = 'instance' AND (scope_id IN {_pending('installation', 'text')} "
+              f"OR scope_id IN {_pending('instance', 'text')})")
+    proof_scopes = ("scope_type = 'instance' AND (has(JSONExtract({installations:String}, 'Array(String)'), "
+                    "scope_id) OR scope_id = {instance:String})")
+    out = _alert_targets(tables, scopes, proof_scopes)
+    for table, columns in sorted(tables.items()):
+        if table in RECOMPUTED:
+            continue
+        clauses, proofs = [], []
+        for name in INSTANCE_COLUMNS:
+            if name in columns:
+                clauses.append(f"{name} IN {_pending('instance', 'text')}")
+                proofs.append(f"{name} = {{instance:String}}")
+        for name in HOST_COLUMNS:  # version checks, old Seat Links: by the hosts no other instance reported
+            if name in columns:
+                clauses.append(f"{name} IN {_pending('host', 'text')}")
+                proofs.append(f"has(JSONExtract({{hosts:String}}, 'Array(String)'), {name})")
+        if "installation_id" in columns:
+            clauses.append(f"installation_id IN {_pending('installation', 'text')}")
+            proofs.append("has(JSONExtract({installations:String}, 'Array(String)'), installation_id)")
+        if "ping_id" in columns:
+            clauses.append(f"ping_id IN {_pending('ping')}")
+            proofs.append("has(JSONExtract({pings:String}, 'Array(UInt64)'), ping_id)")
+        if clauses:
+            out.append(Target(table, " OR ".join(clauses), " OR ".join(proofs)))
+    # Anchors last: a re-run after a crash collects installations and pings from them again.
+    anchors = ("fct_ping_instance", "raw_service_ping")
+    return sorted(out, key=lambda target: target.table in anchors)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running an erasure
+
+
+def _now(warehouse: Warehouse) -> datetime:
+    value = warehouse.query("SELECT now64(3, 'UTC')").scalar()
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _begin(warehouse: Warehouse, kind: str, value: int | str) -> tuple[dict[str, dict[str, str]], Erasure]:
+    """Check the schema, list the subject (agents drop it from now on), note it under the run id of a crashed run
+    of the same subject if there is one."""
+    tables = _columns(warehouse)
+    check_schema(tables)
+    started, digest = _now(warehouse), subject_digest(kind, value)
+    warehouse.insert(LIST_TABLE, [{"kind": kind, "subject_digest": digest, "listed_at": started}])
+    leftover = warehouse.query(f"SELECT any(erasure_id) FROM {PENDING_TABLE} WHERE subject_digest = {{d:String}}",
+                               {"d": digest}).scalar()
+    erasure = Erasure(kind, digest, str(leftover or uuid.uuid4()), started)
+    if isinstance(value, int):
+        _note(warehouse, erasure, kind, numbers=[value])
+    else:
+        _note(warehouse, erasure, kind, texts=[value])
+    return tables, erasure
+
+
+def _note(warehouse: Warehouse, erasure: Erasure, kind: str, numbers: Iterable[int] = (),
+          texts: Iterable[str] = ()) -> None:
+    rows = [{"number": int(n), "text": ""} for n in set(numbers)] + [{"number": 0, "text": str(t)} for t in set(texts)]
+    warehouse.insert(PENDING_TABLE, [row | {"erasure_id": erasure.erasure_id, "subject_digest": erasure.digest,
+                                            "kind": kind, "started_at": erasure.started_at} for row in rows])
+
+
+def _noted(warehouse: Warehouse, erasure: Erasure, kind: str, column: str = "text") -> list[Any]:
+    return [row[0] for row in warehouse.query(
+        f"SELECT DISTINCT {column} FROM {PENDING_TABLE} WHERE erasure_id = {{eid:String}} AND kind = {{kind:String}}",
+        {"eid": erasure.erasure_id, "kind": kind}).rows]
+
+
+def _values(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> set[Any]:
+    return {row[0] for row in warehouse.query(sql, params).rows}
+
+
+def _delete(warehouse: Warehouse, erasure: Erasure, target: Target) -> None:
+    """Count, then delete synchronously (the mutation has finished on every part when this returns)."""
+    params = {"eid": erasure.erasure_id}
+    count = int(warehouse.query(f"SELECT count() FROM {target.table} WHERE {target.where}", params).scalar())
+    if count:
+        warehouse.execute(f"ALTER TABLE {target.table} DELETE WHERE {target.where} SETTINGS mutations_sync = 2",
+                          params)
+    erasure.deleted[target.table] = erasure.deleted.get(target.table, 0) + count
+
+
+def _note_days(warehouse: Warehouse, erasure: Erasure, facts_where: str, states_where: str,
+               params: dict[str, Any]) -> None:
+    """Days whose derived tables must be recomputed: of the facts still stored, of derived rows that still show the
+    subject (a crashed run may have deleted the facts already), and of a crashed run (pending)."""
+    days = _values(warehouse, f"SELECT DISTINCT behavior_date FROM fct_behavior_structured_event WHERE {facts_where}",
+                   params)
+    for table in ("agg_behavior_event_daily", "agg_behavior_active_daily"):
+        days |= _values(warehouse, f"SELECT DISTINCT behavior_date FROM {table} WHERE {states_where}", params)
+    _note(warehouse, erasure, "day", texts=[str(d) for d in days])
+    erasure.days = sorted(date.fromisoformat(str(d)[:10]) for d in _noted(warehouse, erasure, "day"))
+
+
+def _dead_letters(warehouse: Warehouse, erasure: Erasure, subjects: set[Subject]) -> list[tuple[str, int]]:
+    """Dead letters whose decoded bytes name the subject (Python: a user id hides in base64 contexts)."""
+    digests = {subject_digest(kind, value) for kind, value in subjects}
+    found = []
+    for source, letter_id, original in warehouse.query(
+            "SELECT source, dead_letter_id, original FROM raw_dead_letter WHERE has(JSONExtract({sources:String}, "
+            "'Array(String)'), toString(source))", {"sources": orjson.dumps(SUBJECT_SOURCES).decode()}).rows:
+        named = {subject_digest(kind, value) for kind, value in letter_subjects(str(source), original)}
+        if named & digests:
+            found.append((str(source), int(letter_id)))
+    return found
+
+
+def _delete_letters(warehouse: Warehouse, erasure: Erasure, subjects: set[Subject]) -> None:
+    letters = _dead_letters(warehouse, erasure, subjects)
+    _note(warehouse, erasure, "letter", texts=[f"{source}:{letter_id}" for source, letter_id in letters])
+    _delete(warehouse, erasure, Target(
+        "raw_dead_letter", f"concat(toString(source), ':', toString(dead_letter_id)) IN {_pending('letter', 'text')}",
+        ""))
+
+
+def _finish(warehouse: Warehouse, erasure: Erasure) -> None:
+    """Recompute the affected days, log without the subject, forget the pending rows."""
+    if erasure.days:
+        recompute_days(warehouse, erasure.days)
+    finished = _now(warehouse)
+    base = {"erasure_id": erasure.erasure_id, "kind": erasure.kind, "started_at": erasure.started_at,
+            "finished_at": finished}
+    warehouse.insert(LOG_TABLE, [base | {"table_name": t, "rows_deleted": n, "days_recomputed": 0}
+                                 for t, n in sorted(erasure.deleted.items())]
+                     + [base | {"table_name": "", "rows_deleted": sum(erasure.deleted.values()),
+                                "days_recomputed": len(erasure.days)}])
+    warehouse.execute(f"ALTER TABLE {PENDING_TABLE} DELETE WHERE subject_digest = {{d:String}} "
+                      "SETTINGS mutations_sync = 2", {"d": erasure.digest})
+
+
+def _erase_rows(warehouse: Warehouse, erasure: Erasure, targets: list[Target],
+                subject: Subject) -> tuple[Erasure, list[Target]]:
+    """Delete every target's rows and the subject's dead letters, recompute, log, forget the pending rows."""
+    for target in targets:
+        _delete(warehouse, erasure, target)
+    _delete_letters(warehouse, erasure, {subject})
+    mark_touched(warehouse, erasure.days)  # should this run die now, the worker's refresh recomputes what it can
+    _finish(warehouse, erasure)
+    return erasure, targets
+
+
+def erase_user(warehouse: Warehouse, user_id: str) -> tuple[Erasure, list[Target]]:
+    hashed = user_hash(user_id)
+    if not hashed:
+        raise ValueError("an empty user id identifies nobody")
+    tables, erasure = _begin(warehouse, "user", hashed)
+    erasure.proof_params = {"user_hash": hashed}
+    _note_days(warehouse, erasure, "user_hash = {h:UInt64}", "bitmapContains(users, {h:UInt64})", {"h": hashed})
+    return _erase_rows(warehouse, erasure, user_targets(tables), ("user", hashed))
+
+
+def erase_namespace(warehouse: Warehouse, namespace_id: int) -> tuple[Erasure, list[Target]]:
+    if namespace_id <= 0:
+        raise ValueError("a namespace id is a positive integer")
+    tables, erasure = _begin(warehouse, "namespace", namespace_id)
+    erasure.proof_params = {"namespace": namespace_id}
+    _note_days(warehouse, erasure, f"{SAAS_ROWS} AND (namespace_id = {{n:UInt64}} "
+               "OR ultimate_parent_namespace_id = {n:UInt64})",
+               "scope = 'namespace' AND scope_id = toString({n:UInt64})", {"n": namespace_id})
+    return _erase_rows(warehouse, erasure, namespace_targets(tables), ("namespace", namespace_id))
+
+
+def _instance_values(warehouse: Warehouse, erasure: Erasure, instance: str) -> None:
+    """Note the instance's installations, pings and own host names (hosts no other instance reported)."""
+    p = {"u": instance}
+    hosts = _values(warehouse, "SELECT DISTINCT hostname FROM fct_ping_instance WHERE instance_uuid = {u:String} "
+                               "UNION DISTINCT SELECT DISTINCT hostname FROM fct_seat_link "
+                               "WHERE instance_uuid = {u:String}", p) - {""}
+    shared = _values(warehouse, "SELECT DISTINCT hostname FROM fct_ping_instance WHERE instance_uuid != {u:String} "
+                                "UNION DISTINCT SELECT DISTINCT hostname FROM fct_seat_link "
+                                "WHERE instance_uuid NOT IN ('', {u:String})", p)
+    own_hosts = hosts - shared
+    installations = _values(warehouse, "SELECT DISTINCT installation_id FROM fct_ping_instance "
+                                       "WHERE instance_uuid = {u:String} UNION DISTINCT SELECT DISTINCT "
+                                       "installation_id FROM fct_seat_link WHERE instance_uuid = {u:String}", p)
+    installations |= {installation_id_for(instance, h) for h in hosts} | {installation_id_for(instance, None)}
+    installations -= {""}
+    listed = [("host", h) for h in own_hosts] + [("instance", i) for i in installations]  # alert scopes, replays
+    warehouse.insert(LIST_TABLE, [{"kind": kind, "subject_digest": subject_digest(kind, value),
+                                   "listed_at": erasure.started_at} for kind, value in listed])
+    pings = _values(warehouse, "SELECT ping_id FROM fct_ping_instance WHERE instance_uuid = {u:String} UNION DISTINCT "
+                               "SELECT ping_id FROM raw_service_ping WHERE instance_uuid = {u:String} UNION DISTINCT "
+                               "SELECT ping_id FROM raw_service_ping_part WHERE position(piece, {u:String}) > 0", p)
+    _note(warehouse, erasure, "host", texts=own_hosts)
+    _note(warehouse, erasure, "installation", texts=installations)
+    _note(warehouse, erasure, "ping", numbers=pings)
+    erasure.proof_params = {
+        "instance": instance, "hosts": orjson.dumps(sorted(_noted(warehouse, erasure, "host"))).decode(),
+        "installations": orjson.dumps(sorted(_noted(warehouse, erasure, "installation"))).decode(),
+        "pings": orjson.dumps(sorted(int(n) for n in _noted(warehouse, erasure, "ping", "number"))).decode()}
+
+
+def erase_instance(warehouse: Warehouse, instance: str) -> tuple[Erasure, list[Target]]:
+    instance = instance.strip()
+    if not instance:
+        raise ValueError("an empty instance uuid identifies nothing")
+    tables, erasure = _begin(warehouse, "instance", instance)
+    _instance_values(warehouse, erasure, instance)
+    _note_days(warehouse, erasure, "instance_id = {u:String}", "scope = 'instance' AND scope_id = {u:String}",
+               {"u": instance})
+    return _erase_rows(warehouse, erasure, instance_targets(tables), ("instance", instance))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The proof
+
+
+def states_proof(kind: str) -> str:
+    """The derived tables' rows, every version (no FINAL), that still show the subject."""
+    return {"user": "bitmapContains(users, {user_hash:UInt64})",
+            "namespace": "scope = 'namespace' AND scope_id = toString({namespace:UInt64})",
+            "instance": "scope = 'instance' AND scope_id = {instance:String}"}[kind]
+
+
+def proof_sql(kind: str, targets: Sequence[Target]) -> str:
+    """One query, one row per table: rows that still hold the subject (every count must be 0)."""
+    parts = [f"SELECT '{t.table}' AS table_name, count() AS rows_left FROM {t.table} WHERE {t.proof}"
+             for t in targets if t.proof]
+    states = states_proof(kind)
+    parts += [f"SELECT '{t}' AS table_name, count() AS rows_left FROM {t} WHERE {states}"
+              for t in sorted(RECOMPUTED) if kind != "user" or t != "agg_event_metric_daily"]
+    return "SELECT * FROM (\n" + "\nUNION ALL\n".join(parts) + "\n) ORDER BY table_name"
+
+
+def prove(warehouse: Warehouse, erasure: Erasure, targets: Sequence[Target]) -> tuple[str, list[tuple[str, int]]]:
+    sql = proof_sql(erasure.kind, targets)
+    rows = [(str(t), int(n)) for t, n in warehouse.query(sql, erasure.proof_params).rows]
+    subjects = {("user", erasure.proof_params.get("user_hash")), ("namespace", erasure.proof_params.get("namespace")),
+                ("instance", erasure.proof_params.get("instance"))}
+    letters = _dead_letters(warehouse, erasure, {s for s in subjects if s[1] is not None})
+    return sql, rows + [("raw_dead_letter (bytes decoded in Python)", len(letters))]
+
+
+def _erase_once(warehouse: Warehouse, user_id: str | None, namespace: int | None,
+                instance: str | None) -> tuple[Erasure, list[Target]]:
+    if user_id is not None:
+        return erase_user(warehouse, user_id)
+    if namespace is not None:
+        return erase_namespace(warehouse, int(namespace))
+    return erase_instance(warehouse, str(instance))
+
+
+def erase(settings: Any, user_id: str | None = None, namespace: int | None = None,
+          instance: str | None = None, out: Callable[[str], None] = print) -> int:
+    """The `erase` command: exactly one subject; prints what went, the proof query and its answer; 0 when nothing of
+    the subject is left, 1 when something is, 2 for a usage error."""
+    from streams.tables import format_table
+    from streams.warehouse import open_warehouse
+
+    if len([v for v in (user_id, namespace, instance) if v is not None]) != 1:
+        out("erase: give exactly one of --user-id, --namespace, --instance")
+        return 2
+    deleted: dict[str, int] = defaultdict(int)
+    warehouse = open_warehouse(settings)
+    try:
+        passes = 0
+        while passes < ATTEMPTS:  # a writer racing the erasure shows up in the proof: run again
+            passes += 1
+            erasure, targets = _erase_once(warehouse, user_id, namespace, instance)
+            for table, count in erasure.deleted.items():
+                deleted[table] += count
+            sql, left = prove(warehouse, erasure, targets)
+            if not any(n for _, n in left):
+                break
+    except ValueError as exc:
+        out(f"erase: {exc}")
+        return 2
+    finally:
+        warehouse.close()
+    out(format_table(["table", "rows deleted"], sorted(deleted.items()),
+                     title=f"Erased one {erasure.kind} (run {erasure.erasure_id}, {passes} pass(es)); "
+                           f"{len(erasure.days)} event days recomputed"))
+    names = ", ".join(f"{{{name}}}" for name in erasure.proof_params)
+    out(f"Proof (bound parameters {names}: the subject's {erasure.kind} values, not shown):\n{sql}")
+    out(format_table(["table", "rows left"], left, title="Rows of the subject left"))
+    remaining = sum(n for _, n in left)
+    out("nothing of the subject is left" if not remaining else f"{remaining} rows of the subject are left")
+    return 0 if not remaining else 1
