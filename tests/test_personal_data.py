@@ -171,3 +171,10 @@ def test_a_seat_link_dead_letter_never_keeps_the_license_key(original: bytes):
     digest = hashlib.sha256((SECRET + "\n").encode()).hexdigest()
     if original.startswith(b"[") or b'"report"' in original or b"\\u006c" in original:
         assert digest.encode() in redacted  # JSON: the key is replaced by its hash, where it was
+
+
+def test_a_license_key_is_hashed_in_any_dead_letter_not_only_seat_links():
+    redacted = redact_bytes(b'{"uuid": "x", "settings": [{"license_key": "' + SECRET.encode() + b'"}]}', KEY)
+    digest = hashlib.sha256((SECRET + "\n").encode()).hexdigest()
+    assert orjson.loads(redacted)["settings"][0]["license_key_sha256"] == digest
+    assert SECRET.encode() not in redact_bytes(b'{"license_key": "' + SECRET.encode() + b'", "cut', KEY)

@@ -14,7 +14,8 @@ IP addresses: fields named like an address (`ip`, `user_ipaddress`, `X-Forwarded
 letters (`redact_bytes`) go further, since their bytes come from anyone: JSON is decoded (so an escaped key such as
 "\\u0069p" is seen as `ip`), cleaned by key, every string also cleaned as text, and re-encoded only if something
 changed; bytes that are not JSON get the same rules as text: `"key": value` pairs and `key=value` parameters by
-name, and every IPv4/IPv6 literal replaced by `[ip]`.
+name, and every IPv4/IPv6 literal replaced by `[ip]`. A `license_key` in a dead letter, at any depth, is replaced by
+its hashes (blanked in bytes that are not JSON), whichever topic the record came from.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import orjson
 
 from streams.enrich.limits import json_depth_exceeds
 from streams.enrich.pseudonym import pseudonym
+from streams.enrich.seat_link import KEY_FIELD, hash_license_key
 from streams.enrich.snowplow import b64decode_any
 
 USER_ID_FIELDS = frozenset({"uid", "duid", "tnuid", "nuid", "userid", "globaluserid", "googleanalyticsid"})
@@ -76,7 +78,8 @@ def redact_reason(text: str, key: bytes | None = None) -> str:
 
 def _clean(value: Any, key: bytes | None, letter: bool) -> Any:
     if isinstance(value, dict):
-        cleaned = {name: _clean_field(name, item, key, letter) for name, item in value.items()}
+        unkeyed = hash_license_key(value) if letter and KEY_FIELD in value else value  # a license key, wherever
+        cleaned = {name: _clean_field(name, item, key, letter) for name, item in unkeyed.items()}
         return value if cleaned == value else cleaned
     if isinstance(value, list):
         items = [_clean(item, key, letter) for item in value]
@@ -154,7 +157,7 @@ def _pair(match: re.Match[bytes], key: bytes | None) -> bytes:
     kind = _kind(name)
     if kind in USER_ID_FIELDS:
         new: str | None = pseudonym(text, key) if text else ""
-    elif kind in IP_FIELDS:
+    elif kind in IP_FIELDS or name == KEY_FIELD:
         new = ""
     elif name in JSON_PARAMS or name in BASE64_PARAMS:
         new = _reencode(text, name in BASE64_PARAMS, key, True) if complete else UNDECODABLE
@@ -171,7 +174,7 @@ def _param(match: re.Match[bytes], key: bytes | None) -> bytes:
     kind = _kind(name)
     if kind in USER_ID_FIELDS:
         new = pseudonym(text, key) if text else ""
-    elif kind in IP_FIELDS:
+    elif kind in IP_FIELDS or name == KEY_FIELD:
         new = ""
     elif name in JSON_PARAMS or name in BASE64_PARAMS:
         new = _reencode(text, name in BASE64_PARAMS, key, True)
