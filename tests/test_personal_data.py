@@ -178,3 +178,15 @@ def test_a_license_key_is_hashed_in_any_dead_letter_not_only_seat_links():
     digest = hashlib.sha256((SECRET + "\n").encode()).hexdigest()
     assert orjson.loads(redacted)["settings"][0]["license_key_sha256"] == digest
     assert SECRET.encode() not in redact_bytes(b'{"license_key": "' + SECRET.encode() + b'", "cut', KEY)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"::1", b"[ip]"), (b"fe80::1 x", b"[ip] x"), (b"[2001:db8::1]:8080", b"[[ip]]:8080"),
+    (b"1.2.3.4:8080", b"[ip]:8080"), (b"ip:1.2.3.4", b"ip:[ip]"), (b"1.2.3.4.", b"[ip]."),
+    (b"2001%3Adb8%3A%3A1", b"[ip]"),
+    # not addresses: versions, times, MAC addresses, words
+    (b"v1.2.3.4", b"v1.2.3.4"), (b"1.2.3.4.5", b"1.2.3.4.5"), (b"12:30:45", b"12:30:45"),
+    (b"00:1a:2b:3c:4d:5e", b"00:1a:2b:3c:4d:5e"), (b"999.1.1.1", b"999.1.1.1"),
+])
+def test_ip_literals_in_bytes_that_are_not_json(text: bytes, expected: bytes):
+    assert redact_bytes(text, KEY) == expected

@@ -35,7 +35,7 @@ from aiohttp import web
 from streams.collector.common import BODY_READ_SECONDS, BadRequest, Collector, decode_body
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SNOWPLOW
 from streams.enrich.geo import encode_location, locate
-from streams.enrich.personal import pseudonymize_event, redact_bytes
+from streams.enrich.personal import pseudonymize_event, redact_bytes, redact_reason
 from streams.enrich.snowplow import (
     BAD_ADAPTER,
     BAD_FORMAT,
@@ -64,6 +64,7 @@ MAX_EVENTS_PER_REQUEST = 1000
 SENDS_IN_FLIGHT = 32  # Kafka sends one request may have pending at once
 REQUEST_DEADLINE_SECONDS = 20.0  # past this the broker is too slow: 503, the tracker retries
 _KEPT_BAD_BYTES = 1024 * 1024  # of an oversized body, the first MiB is kept for the bad row
+_CLEAN_INLINE_BYTES = 64 * 1024  # bad bodies up to this size are cleaned of ids and IPs on the event loop
 
 
 def allowed_origins() -> frozenset[str]:
@@ -153,8 +154,11 @@ def routes(collector: Collector) -> list[web.RouteDef]:
 
     async def publish_bad(request: web.Request, original: bytes, error: EnvelopeError) -> web.Response:
         headers = base_headers(request, "bad_request") | {
-            H_EVENT_INDEX: "0", H_BAD_ROW_TYPE: error.bad_row_type, H_REASON: error.reason[:1000]}
-        await collector.publish(topic, None, redact_bytes(original), headers)  # never an id or an IP in clear
+            H_EVENT_INDEX: "0", H_BAD_ROW_TYPE: error.bad_row_type, H_REASON: redact_reason(error.reason[:1000])}
+        # never an id or an IP in clear; a big body is cleaned in a thread, so other requests are served meanwhile
+        clean = await asyncio.to_thread(redact_bytes, original) if len(original) > _CLEAN_INLINE_BYTES else \
+            redact_bytes(original)
+        await collector.publish(topic, None, clean, headers)
         return web.json_response({"error": error.reason}, status=error.status, headers=cors_headers(request))
 
     async def post_events(request: web.Request) -> web.Response:

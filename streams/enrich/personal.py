@@ -93,8 +93,8 @@ def _clean_field(name: Any, value: Any, key: bytes | None, letter: bool) -> Any:
     kind = _kind(name) if isinstance(name, str) else ""
     if kind in USER_ID_FIELDS and value is not None:
         return pseudonym(_scalar_text(value), key) if value != "" else ""
-    if kind in IP_FIELDS:
-        return ""
+    if kind in IP_FIELDS and isinstance(value, str | list):  # an address or a list of them (a flag stays a flag)
+        return "" if isinstance(value, str) else ["" if isinstance(item, str) else item for item in value]
     if isinstance(value, str) and (name in JSON_PARAMS or name in BASE64_PARAMS):
         return _reencode(value, name in BASE64_PARAMS, key, letter)
     return _clean(value, key, letter)
@@ -118,20 +118,69 @@ def _reencode(text: str, encoded: bool, key: bytes | None, letter: bool) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Text rules: bytes that are not JSON (truncated, broken) and strings inside dead letters.
 
-# "key": value, where the value is a string (possibly cut off by the end of the bytes) or a number.
-_PAIR = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*("(?:[^"\\]|\\.)*(?:"|\\?$)|[-+0-9.eE]+)')
-_PARAM = re.compile(rb"(?<![^?&;\s])([A-Za-z0-9_.%-]+)=([^&;\s\"]*)")
-_IPV4 = re.compile(rb"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
-_IPV6 = re.compile(rb"(?<![\w:%.])(?:[0-9A-Fa-f]{0,4}(?::|%3[Aa])){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?"
-                   rb"(?![\w:])")
+def _names() -> bytes:
+    """The field names the text rules look for, as a pattern: case, `_` and `-` between letters ignored."""
+    kinds = sorted(USER_ID_FIELDS | IP_FIELDS | {_kind(KEY_FIELD)}, key=len, reverse=True)
+    flexible = [b"[_-]?".join(re.escape(c.encode()) for c in kind) for kind in kinds]
+    return b"(?i:" + b"|".join(flexible + [re.escape(n.encode()) for n in sorted(JSON_PARAMS | BASE64_PARAMS)]) + b")"
+
+
+# "key": value, where the value is a string (possibly cut off by the end of the bytes) or a number, and the key one
+# of the names or a string with escapes (`"\\u0069p"`). Possessive quantifiers: a quote that is never closed costs
+# one pass, not one per byte after it.
+_PAIR = re.compile(rb'"(' + _names() + rb'|[^"\\]*+\\.(?:[^"\\]++|\\.)*+)"\s*+:\s*+'
+                   rb'("(?:[^"\\]++|\\.)*+(?:"|\\?$)|[-+0-9.eE]++)')
+_PARAM = re.compile(rb"(?<![^?&;\s])(" + _names() + rb")=([^&;\s\"]*+)")
+_IPV4 = re.compile(rb"\d{1,3}(?:\.\d{1,3}){3}")  # boundaries checked in Python: a look-behind first slows the scan
+_IPV6_TAIL = re.compile(rb":[0-9A-Fa-f:.]*+")  # from its first colon on (a literal first byte scans fast)
+_IPV6_PERCENT = re.compile(rb"(?:[0-9A-Fa-f]{0,4}%3[Aa]){2,7}[0-9A-Fa-f]{0,4}")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_WORD = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
 
 def redact_text(value: bytes, key: bytes | None = None) -> bytes:
-    """Bytes that are not a JSON document: user ids and IPs by field name, then every IP literal."""
-    value = _PAIR.sub(lambda m: _pair(m, key), value)
-    value = _PARAM.sub(lambda m: _param(m, key), value)
-    value = _IPV4.sub(lambda m: _ip_or_same(m.group(0), m.group(0)), value)
-    return _IPV6.sub(lambda m: _ip_or_same(m.group(0), m.group(0).replace(b"%3A", b":").replace(b"%3a", b":")), value)
+    """Bytes that are not a JSON document: user ids and IPs by field name, then every IP literal. Each rule runs
+    only where the bytes can hold what it looks for (most strings of a dead letter hold none of it)."""
+    if b'"' in value and b":" in value:
+        value = _PAIR.sub(lambda m: _pair(m, key), value)
+    if b"=" in value:
+        value = _PARAM.sub(lambda m: _param(m, key), value)
+    if b"." in value:
+        value = _IPV4.sub(_ipv4, value)
+    if value.count(b":") >= 2:
+        value = _ipv6(value)
+    if b"%3" in value:
+        value = _IPV6_PERCENT.sub(lambda m: _ip_or_same(m.group(0), m.group(0).replace(b"%3A", b":")
+                                                          .replace(b"%3a", b":")), value)
+    return value
+
+
+def _ipv4(match: re.Match[bytes]) -> bytes:
+    data, start, end = match.string, match.start(), match.end()
+    before, after = data[start - 1:start], data[end:end + 2]
+    if (before and (before[0] in _WORD or before == b".")) or (after and after[0] in _WORD) or (
+            after[:1] == b"." and after[1:] and after[1] in _WORD):
+        return match.group(0)  # part of a longer word, number or version
+    return _ip_or_same(match.group(0), match.group(0))
+
+
+def _ipv6(data: bytes) -> bytes:
+    """Every IPv6 literal as IP_MARK: from each run of hex digits, colons and dots, the up to 4 hex digits before its
+    first colon included, that parses as an address and is not part of a longer word."""
+    out, last = [], 0
+    for match in _IPV6_TAIL.finditer(data):
+        start, end = match.start(), match.end()
+        while start > max(last, match.start() - 4) and data[start - 1] in _HEX:
+            start -= 1
+        while end > start + 2 and data[end - 1] in b".:" and data[end - 2:end] != b"::":
+            end -= 1  # a sentence's full stop, a port's colon
+        before, after, candidate = data[start - 1:start], data[end:end + 1], data[start:end]
+        if (before and (before[0] in _WORD or before in (b"%", b"."))) or (after and after[0] in _WORD) or \
+                candidate.count(b":") < 2 or _ip_or_same(candidate, candidate) is candidate:
+            continue
+        out += [data[last:start], IP_MARK]
+        last = end
+    return b"".join([*out, data[last:]]) if out else data
 
 
 def _ip_or_same(text: bytes, address: bytes) -> bytes:
