@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import (
     TOPIC_DLQ,
+    TOPIC_NORMALIZED_SNOWPLOW,
     TOPIC_RAW_SEAT_LINK,
     TOPIC_RAW_SERVICE_PING,
     TOPIC_RAW_SNOWPLOW,
@@ -272,7 +273,7 @@ def test_no_topic_holds_a_known_id_ip_or_key(swept: dict):
     assert found(haystacks) == {}
     settings = swept["settings"]
     raw = haystacks[settings.topic(TOPIC_RAW_SNOWPLOW)]
-    normalized = haystacks[settings.topic("usage.normalized.snowplow")]
+    normalized = haystacks[settings.topic(TOPIC_NORMALIZED_SNOWPLOW)]
     dlq = haystacks[settings.topic(TOPIC_DLQ)]
     collected = ("uid", "duid", "ctx", "global", "ga", "ue", "pixel")
     for where, names in ((raw, collected), (normalized, (*collected, "raw-uid", "raw-ctx"))):
