@@ -67,9 +67,10 @@ def thread_collector(bootstrap: str, settings: Settings) -> Iterator[ThreadColle
         thread.join(10)
 
 
-async def consume_all(bootstrap: str, topic: str, idle_seconds: float = 2.0) -> list:
-    """Every record of `topic` so far (stops after `idle_seconds` without a new one)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+async def consume_all(bootstrap: str, topic: str | list[str], idle_seconds: float = 2.0) -> list:
+    """Every record of `topic` (or of every topic of a list) so far (stops after `idle_seconds` without a new one)."""
+    topics = [topic] if isinstance(topic, str) else topic
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=16 * 2**20)
     await consumer.start()
     records = []

@@ -22,6 +22,7 @@ import orjson
 from streams import metrics
 from streams.config import TOPIC_LANDED, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
+from streams.enrich.personal import redact_bytes, redact_reason
 from streams.enrich.service_ping import parse_timestamp, stable_id
 from streams.warehouse import Warehouse, is_data_error
 
@@ -124,23 +125,25 @@ H_PART = "part"  # dead-letter header: which event of a multi-event record faile
 
 
 def dead_letter(event: faust.EventT, source: str, stage: str, reason: str) -> tuple[bytes, dict[str, str]]:
-    """The DLQ record: original bytes as the value, the why and where as headers."""
+    """The DLQ record: original bytes as the value, the why and where as headers. Neither keeps a user id or an IP
+    in clear (streams.enrich.personal.redact_bytes), whoever published the failed record."""
     message = event.message
     headers = event_headers(event)
     letter_headers = {
-        "source": source, "stage": stage, "reason": reason[:2000],
+        "source": source, "stage": stage, "reason": redact_reason(reason[:2000]),
         "received_at": headers.get("received_at") or datetime.now(UTC).isoformat(),
         "failed_at": datetime.now(UTC).isoformat(),
         "kafka_topic": message.topic, "kafka_partition": str(message.partition), "kafka_offset": str(message.offset),
     }
-    return as_bytes(event.value), letter_headers
+    return redact_bytes(as_bytes(event.value)), letter_headers
 
 
 def letter_row(value: bytes, headers: dict[str, str]) -> dict:
     """A raw_dead_letter row. Its id is the failed record's Kafka position (and the failed part of it, when a
     record holds several events), so a redelivery replaces it. Headers come from any producer: a field that is
     not what we write (a partition that is not a number, a time that does not parse) is kept as text in the
-    reason and replaced by a neutral value, never allowed to stop the dead-letter sink."""
+    reason and replaced by a neutral value, never allowed to stop the dead-letter sink. Records other producers put
+    on the DLQ are stored with ids pseudonymized and IPs removed, as ours are."""
     topic = headers.get("kafka_topic", "")
     partition, offset = headers.get("kafka_partition", "0"), headers.get("kafka_offset", "0")
     part = [headers[H_PART]] if H_PART in headers else []
@@ -155,7 +158,7 @@ def letter_row(value: bytes, headers: dict[str, str]) -> dict:
     return {
         "dead_letter_id": stable_id(topic, partition, offset, headers.get("stage", ""), *part),
         "source": headers.get("source", "unknown"), "stage": headers.get("stage", "unknown"),
-        "reason": reason, "original": value,
+        "reason": redact_reason(reason), "original": redact_bytes(value),
         "received_at": headers["received_at"] if _is_time(headers.get("received_at")) else now,
         "failed_at": headers["failed_at"] if _is_time(headers.get("failed_at")) else now,
         "kafka_topic": topic, "kafka_partition": int(partition) if _is_int(partition, 2**31) else 0,

@@ -41,6 +41,7 @@ from streams.config import TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW
 from streams.enrich.geo import decode_location
 from streams.enrich.iglu import Registry
 from streams.enrich.limits import json_depth_exceeds, too_deep_reason
+from streams.enrich.personal import pseudonymize_event, redact_bytes
 from streams.enrich.pseudonym import hash_key
 from streams.enrich.snowplow import (
     BAD_CONFLICT,
@@ -160,10 +161,10 @@ class SnowplowNormalizer:
     def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: dict[str, Any],
                    index: int | None) -> dict[str, Any]:
         ip = take_ip(event) or headers.get(H_CLIENT_IP) or None  # another producer may have left `ip` in
-        if value is None or (isinstance(event, dict) and ip and b'"ip"' in value):
-            original = orjson.dumps(event)  # the event alone, without an ip parameter
-        else:
-            original = value
+        cleaned = pseudonymize_event(event, self.key)  # nor may it have pseudonymized the user ids
+        # the event alone, without an ip parameter, ids pseudonymized (the record's own bytes when they are that)
+        original = orjson.dumps(cleaned) if value is None or cleaned is not event or ip else value
+        event = cleaned
         receipt = receipt_from(headers, ip, index)
         try:
             row = normalize_event(event, receipt, self.registry, self.key)
@@ -318,7 +319,8 @@ def register(ctx: AgentContext) -> None:
         _, headers = dead_letter(event, SOURCE, bad.stage, bad.reason)
         if bad.part is not None:
             headers[H_PART] = str(bad.part)
-        return await ctx.dlq.send(key=SOURCE.encode(), value=bad.original,
+        # bad rows of records no agent could parse keep their bytes: ids and IPs are taken out of them here
+        return await ctx.dlq.send(key=SOURCE.encode(), value=redact_bytes(bad.original, normalize.key),
                                   headers={k: v.encode() for k, v in headers.items()})
 
     @ctx.app.agent(raw_events, name="normalize_snowplow")

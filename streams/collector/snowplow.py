@@ -18,14 +18,15 @@ Raw records: one per request and user (kind `events`, a JSON array of the events
 positions in the request), keyed by the user so copies of an event meet on one partition. Receipt headers:
 received_at (collector_tstamp), request_id, user agent, and `client_geo`, the coarse location of the client IP
 (the tracker's `ip` parameter, else X-Forwarded-For, else the peer; none with `SP-Anonymous`), resolved here:
-the IP is removed from the event body and never written to Kafka.
+the IP is removed from the event body and never written to Kafka. User ids (`uid`, ids in `co`/`cx` contexts and
+self-describing events) are replaced by their pseudonyms before anything is published (streams/enrich/personal.py);
+the bytes of bad requests are kept with ids pseudonymized and IPs removed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ from aiohttp import web
 from streams.collector.common import BODY_READ_SECONDS, BadRequest, Collector, decode_body
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SNOWPLOW
 from streams.enrich.geo import encode_location, locate
+from streams.enrich.personal import pseudonymize_event, redact_bytes, redact_reason
 from streams.enrich.snowplow import (
     BAD_ADAPTER,
     BAD_FORMAT,
@@ -62,13 +64,7 @@ MAX_EVENTS_PER_REQUEST = 1000
 SENDS_IN_FLIGHT = 32  # Kafka sends one request may have pending at once
 REQUEST_DEADLINE_SECONDS = 20.0  # past this the broker is too slow: 503, the tracker retries
 _KEPT_BAD_BYTES = 1024 * 1024  # of an oversized body, the first MiB is kept for the bad row
-# The `ip` parameter in a JSON body or a query string (bad bodies are kept, but never with an IP in them).
-_IP_JSON = re.compile(rb'"ip"\s*:\s*"[^"]*"')
-_IP_QUERY = re.compile(rb"(^|[?&])ip=[^&]*")
-
-
-def redact_ip_params(body: bytes) -> bytes:
-    return _IP_QUERY.sub(rb"\1ip=", _IP_JSON.sub(b'"ip":""', body))
+_CLEAN_INLINE_BYTES = 64 * 1024  # bad bodies up to this size are cleaned of ids and IPs on the event loop
 
 
 def allowed_origins() -> frozenset[str]:
@@ -148,7 +144,8 @@ def routes(collector: Collector) -> list[web.RouteDef]:
             headers = common | {H_EVENT_INDEX: ",".join(map(str, indexes))}
             if location is not None:
                 headers[H_CLIENT_GEO] = location
-            sends.append(send(key, orjson.dumps(members), headers))
+            # ids pseudonymized after the key was chosen from them (the key is their keyed hash either way)
+            sends.append(send(key, orjson.dumps([pseudonymize_event(e) for e in members]), headers))
         try:
             async with asyncio.timeout(REQUEST_DEADLINE_SECONDS):
                 await asyncio.gather(*sends)
@@ -157,8 +154,11 @@ def routes(collector: Collector) -> list[web.RouteDef]:
 
     async def publish_bad(request: web.Request, original: bytes, error: EnvelopeError) -> web.Response:
         headers = base_headers(request, "bad_request") | {
-            H_EVENT_INDEX: "0", H_BAD_ROW_TYPE: error.bad_row_type, H_REASON: error.reason[:1000]}
-        await collector.publish(topic, None, redact_ip_params(original), headers)
+            H_EVENT_INDEX: "0", H_BAD_ROW_TYPE: error.bad_row_type, H_REASON: redact_reason(error.reason[:1000])}
+        # never an id or an IP in clear; a big body is cleaned in a thread, so other requests are served meanwhile
+        clean = await asyncio.to_thread(redact_bytes, original) if len(original) > _CLEAN_INLINE_BYTES else \
+            redact_bytes(original)
+        await collector.publish(topic, None, clean, headers)
         return web.json_response({"error": error.reason}, status=error.status, headers=cors_headers(request))
 
     async def post_events(request: web.Request) -> web.Response:

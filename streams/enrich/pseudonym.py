@@ -11,6 +11,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +39,30 @@ def user_hash(user_id: str | int | None, key: bytes | None = None) -> int:
         return 0
     digest = hashlib.blake2b(text.encode(), key=key if key is not None else hash_key(), digest_size=8).digest()
     return int.from_bytes(digest, "big") or 1
+
+
+# A pseudonymized id in records we publish: the keyed hash in a form no tracker sends, so a record that passes an
+# agent again (a replay, a record another producer copied) is recognised and never hashed twice.
+PSEUDONYM_PREFIX = "uh64:"
+_PSEUDONYM = re.compile(re.escape(PSEUDONYM_PREFIX) + "[0-9a-f]{16}")
+
+
+def parse_pseudonym(value: object) -> int | None:
+    """The hash a pseudonym carries, None when `value` is not one."""
+    if not isinstance(value, str) or not _PSEUDONYM.fullmatch(value):
+        return None
+    return int(value[len(PSEUDONYM_PREFIX):], 16)
+
+
+def pseudonym(user_id: str | int | None, key: bytes | None = None) -> str:
+    """`user_id` as published: "uh64:<16 hex digits of user_hash>"; a pseudonym stays as it is; "" for none."""
+    if parse_pseudonym(user_id) is not None:
+        return str(user_id)
+    hashed = user_hash(user_id, key)
+    return f"{PSEUDONYM_PREFIX}{hashed:016x}" if hashed else ""
+
+
+def hashed_user(value: str | int | None, key: bytes | None = None) -> int:
+    """user_hash of a user id that may already have been pseudonymized: the same number either way."""
+    parsed = parse_pseudonym(value)
+    return parsed if parsed is not None else user_hash(value, key)

@@ -31,7 +31,7 @@ from streams.enrich.fastschema import CompiledValidator
 from streams.enrich.geo import Location, locate
 from streams.enrich.iglu import SNOWPLOW_SCHEMAS_DIR, Registry, SchemaKey, parse_uri
 from streams.enrich.limits import json_depth_exceeds, too_deep_reason
-from streams.enrich.pseudonym import user_hash
+from streams.enrich.pseudonym import hashed_user
 from streams.enrich.useragent import parse_user_agent
 
 PROCESSOR = {"artifact": "denomas-usage-snowplow", "version": "0.1.0"}
@@ -144,7 +144,7 @@ def partition_key(event: Any, key: bytes | None = None) -> str | None:
     except BadEvent:
         standard = {}
     user = standard.get("user_id")
-    hashed = user_hash(user if user not in (None, "") else _str(event.get("uid")) or None, key)
+    hashed = hashed_user(user if user not in (None, "") else _str(event.get("uid")) or None, key)
     if hashed:
         return f"u:{hashed:016x}"
     namespace = standard.get("namespace_id")
@@ -388,7 +388,7 @@ def normalize_event(event: Any, receipt: Receipt, registry: Registry, key: bytes
         "collector_tstamp": iso_ms(collector_ms), "dvce_created_tstamp": iso_ms(created_ms),
         "dvce_sent_tstamp": iso_ms(sent_ms), "true_tstamp": iso_ms(true_ms), "derived_tstamp": iso_ms(derived_ms),
         "behavior_date": from_ms(derived_ms).date().isoformat(),
-        "user_hash": user_hash(user if user not in (None, "") else event.get("uid"), key),
+        "user_hash": hashed_user(user if user not in (None, "") else event.get("uid"), key),  # ids are pseudonyms
         "namespace_id": _uint(standard.get("namespace_id")),
         "ultimate_parent_namespace_id": _uint(standard.get("ultimate_parent_namespace_id")),
         "project_id": _uint(standard.get("project_id")),
