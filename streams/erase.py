@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from streams.enrich.pseudonym import hash_key, user_hash
+from streams.enrich.pseudonym import hash_key, hashed_user
 from streams.enrich.service_ping import installation_id_for
 from streams.enrich.snowplow import BadEvent, decode_contexts, standard_context
 from streams.event_metrics import mark_touched, recompute_days
@@ -147,7 +147,7 @@ def _event_subjects_raw(event: Any) -> list[Subject]:
     except (BadEvent, ValueError, TypeError, KeyError):
         standard = {}
     user = standard.get("user_id")
-    hashed = user_hash(user if user not in (None, "") else event.get("uid"))
+    hashed = hashed_user(user if user not in (None, "") else event.get("uid"))
     out: list[Subject] = [("user", hashed)] if hashed else []
     out += [("namespace", standard[name]) for name in NAMESPACE_COLUMNS
             if isinstance(standard.get(name), int) and standard[name] > 0 and _is_saas(standard)]
@@ -406,7 +406,7 @@ def _erase_rows(warehouse: Warehouse, erasure: Erasure, targets: list[Target],
 
 
 def erase_user(warehouse: Warehouse, user_id: str) -> tuple[Erasure, list[Target]]:
-    hashed = user_hash(user_id)
+    hashed = hashed_user(user_id)
     if not hashed:
         raise ValueError("an empty user id identifies nobody")
     tables, erasure = _begin(warehouse, "user", hashed)
