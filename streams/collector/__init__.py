@@ -72,7 +72,8 @@ class RunningCollector:
         await self.publisher.start()
         # auto_decompress=False: we inflate ourselves, with a size cap against gzip bombs.
         app = build_app(Collector(self.publisher, self.settings))
-        self._runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+        self._runner = web.AppRunner(app, auto_decompress=False, access_log=None,
+                                     keepalive_timeout=common.HEADER_READ_SECONDS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
