@@ -67,7 +67,9 @@ class RunningCollector:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        limit_repeated_logs(common.__name__)  # a broker away must not flood the log (thousands of lines a second)
+        # Neither a broker away nor a client sending malformed requests (aiohttp logs a traceback for each one it
+        # refuses) may flood the log: thousands of lines a second.
+        limit_repeated_logs(common.__name__, "aiohttp.server")
         await ensure_topics(self.bootstrap_servers, self.settings)
         await self.publisher.start()
         # auto_decompress=False: we inflate ourselves, with a size cap against gzip bombs.

@@ -1,0 +1,348 @@
+"""Hostile input generators (hypothesis strategies) for every collector endpoint and every raw topic, the collector
+as a child process (so its RSS is its own), and the bookkeeping of what was sent and answered. Shared by the fuzz
+tests (a fixed budget, derandomized) and bench/fuzz.py (a longer run)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import os
+import subprocess
+import sys
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.child import ChildProcess
+from streams.config import Settings
+from tests.hostile_support import Answer, ThreadCollector
+
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+PAYLOAD_SCHEMA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+# Not a key of the tracker protocol: an event carrying it can never be valid (the schema allows no other keys),
+# so every hostile Snowplow event is a bad row by construction.
+INVALID_EVENT_KEY = "fz"
+
+# ------------------------------------------------------------------------------------------- hostile values
+
+ODD_TEXT = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from([
+    "\u0000", "\u202e\u2066", "\U0001f600" * 50, "\ufeff", "\ud7ff\ue000", "\u0661\u0667.\u0663", "17.3.1\u00b2",
+    "é" * 3000, "%FF%FE", "../../etc/passwd", "' OR 1=1 --", "{{7*7}}", "\\u0000",
+])
+NUMBERS = st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [-1, -2, -1000, 0, 2**63, -(2**63) - 1, 1e308, -0.0])
+SCALARS = st.none() | st.booleans() | NUMBERS | ODD_TEXT
+JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5)
+                           | st.dictionaries(ODD_TEXT, inner, max_size=5), max_leaves=20)
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"n": value}
+    return value
+
+
+# Wrong shapes beyond random values: deep nesting (orjson writes at most 254 levels), huge values, long arrays.
+SHAPES = JSON_VALUES | JSON_VALUES | JSON_VALUES | st.integers(60, 400).map(nested) | st.sampled_from([
+    "x" * 300_000, list(range(50_000)), {f"k{n}": n for n in range(20_000)}, [None] * 10_000,
+])
+
+
+def json_bytes(value: Any) -> bytes:
+    """orjson refuses integers past 64 bits and nesting past 254 levels: write those by hand."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        if isinstance(value, int):
+            return str(value).encode()
+        if isinstance(value, list):
+            return b"[" + b",".join(json_bytes(v) for v in value) + b"]"
+        if isinstance(value, dict):
+            return b"{" + b",".join(orjson.dumps(str(k)) + b":" + json_bytes(v) for k, v in value.items()) + b"}"
+        raise
+
+
+GZIP_BOMB = gzip.compress(b"\0" * (9 * 2**20), 9)  # ~9 KiB that inflate past the 8 MiB body limit
+
+
+@st.composite
+def encoded(draw: st.DrawFn, body: bytes) -> tuple[bytes, dict[str, str]]:
+    """`body` as sent: plain, gzip/deflate (sometimes truncated or lying), or swapped for a bomb or junk."""
+    how = draw(st.sampled_from(["plain", "plain", "plain", "gzip", "deflate", "truncated", "bomb", "lying",
+                                "unknown", "junk"]))
+    if how == "gzip":
+        return gzip.compress(body), {"Content-Encoding": "gzip"}
+    if how == "deflate":
+        return zlib.compress(body), {"Content-Encoding": "deflate"}
+    if how == "truncated":
+        return gzip.compress(body)[:-9], {"Content-Encoding": "gzip"}
+    if how == "bomb":
+        return GZIP_BOMB, {"Content-Encoding": "gzip"}
+    if how == "lying":
+        return body, {"Content-Encoding": "gzip"}
+    if how == "unknown":
+        return body, {"Content-Encoding": draw(st.sampled_from(["br", "zstd", "gzip, gzip", "\xff"]))}
+    if how == "junk":
+        return draw(st.binary(max_size=2000)), {}
+    return body, {}
+
+
+# Header values: bytes that are not UTF-8, long ones, odd but framing-safe (no CR/LF); mostly without the control
+# characters aiohttp's parser refuses before any handler runs (so the handlers see the odd values).
+_PRINTABLE_BYTES = st.binary(max_size=200).map(lambda b: bytes(c for c in b if c >= 0x20 and c != 0x7F))
+HEADER_VALUES = _PRINTABLE_BYTES | _PRINTABLE_BYTES | _PRINTABLE_BYTES | st.binary(max_size=200).map(
+    lambda b: b.replace(b"\r", b"").replace(b"\n", b"")) | st.sampled_from(
+    [b"\xff\xfe caf\xe9 \xc3", b"a" * 7000, b"\x00", b"1.2.3.4, \xff, ::1", b"not-an-ip", b"\xe2\x80\xae"])
+HEADER_NAMES = st.sampled_from(["User-Agent", "X-Forwarded-For", "Referer", "Origin", "Content-Type", "SP-Anonymous",
+                                "Cookie", "X-Denomas-As-Of", "Accept-Encoding", "X-Fuzz"])
+HEADERS = st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3)
+
+# --------------------------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Request:
+    endpoint: str  # a name of ENDPOINTS
+    method: str
+    path: bytes
+    body: bytes = b""
+    headers: dict[str, str | bytes] = field(default_factory=dict)
+    events: int = 0  # hostile Snowplow events in the body (each a bad row when the request is accepted)
+
+
+def _without(document: Any, *names: str) -> Any:
+    return {k: v for k, v in document.items() if k not in names} if isinstance(document, dict) else document
+
+
+@st.composite
+def json_post(draw: st.DrawFn, endpoint: str, path: str, documents: st.SearchStrategy) -> Request:
+    body = draw(documents.map(json_bytes) | st.binary(max_size=3000) | st.sampled_from(
+        [b"", b"{", b'{"a": 1', b"\xef\xbb\xbf{}", b'{"a": "\xff"}', b"[" * 5000, b"null", b"1e999999"]))
+    sent, encoding = draw(encoded(body))
+    return Request(endpoint, "POST", path.encode(), sent, draw(HEADERS) | encoding)
+
+
+# A ping without `version` (required) can never be valid: every accepted hostile ping is a dead letter.
+PINGS = st.dictionaries(ODD_TEXT, SHAPES, max_size=6).flatmap(
+    lambda doc: st.fixed_dictionaries({"uuid": SCALARS, "recorded_at": SCALARS}).map(lambda ids: doc | ids)
+).map(lambda doc: _without(doc, "version")) | SHAPES
+ERROR_REPORTS = st.fixed_dictionaries({"error": st.dictionaries(ODD_TEXT, SHAPES, max_size=5)}).map(
+    lambda d: {"error": _without(d["error"], "uuid")}) | SHAPES
+METADATA = st.fixed_dictionaries({"metadata": st.fixed_dictionaries(
+    {"metrics": st.lists(JSON_VALUES, max_size=5)}, optional={"x": SHAPES})}) | SHAPES
+
+
+@st.composite
+def seat_links(draw: st.DrawFn) -> Any:
+    document = draw(st.dictionaries(ODD_TEXT, SHAPES, max_size=6))
+    if draw(st.booleans()):  # the shape the collector accepts, with hostile values
+        document |= {"license_key": f"fuzz-key-{draw(st.uuids())}", "date": draw(ODD_TEXT | NUMBERS),
+                     "active_users": draw(SCALARS), "timestamp": draw(SCALARS)}
+    return document
+
+
+@st.composite
+def version_checks(draw: st.DrawFn, suffix: str) -> Request:
+    readable = st.builds(lambda v, extra: base64.urlsafe_b64encode(json_bytes(extra | {"version": v})).decode(),
+                         st.sampled_from(["17.3.1", "16.0.0-ee", "15.11.13", "99.99.99"]),
+                         st.dictionaries(ODD_TEXT, JSON_VALUES, max_size=3))
+    info = draw(st.one_of(  # mostly readable, so the odd parts reach the answer and the record
+        readable, readable, readable,
+        ODD_TEXT.map(lambda v: base64.urlsafe_b64encode(json_bytes({"version": v})).decode()),
+        st.binary(max_size=80).map(lambda b: base64.b64encode(b).decode()),
+        ODD_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass").hex()),
+        st.sampled_from([b'{"version": "17.3.1", "edition": "\\ud800"}', b'{"version": "\\udfff17.3.1"}',
+                         b'{"version": "17.3.1\\u0000"}', b'{"version": "17.3.1", "version": 3}',
+                         b'{"version": ["17.3.1"]}', b"\xef\xbb\xbf{\"version\": \"17.3.1\"}"]).map(
+            lambda raw: base64.urlsafe_b64encode(raw).decode()),
+    ))
+    extra = draw(st.lists(st.tuples(st.binary(max_size=20), st.binary(max_size=300)), max_size=4))
+    query = b"gitlab_info=" + _quote(info.encode("utf-8", "surrogatepass")) + b"".join(
+        b"&" + _quote(k) + b"=" + _quote(v) for k, v in extra)
+    if draw(st.integers(0, 4)) == 0:  # raw bytes that are not UTF-8 straight in the request line
+        query += b"&raw=" + draw(st.binary(min_size=1, max_size=20)).translate(_NO_SPACES)
+    return Request(f"check.{suffix}", "GET", f"/check.{suffix}?".encode() + query, headers=draw(HEADERS))
+
+
+_NO_SPACES = bytes.maketrans(b" \r\n\t#", b"_____")
+
+
+def _quote(raw: bytes) -> bytes:
+    return b"".join(bytes([c]) if chr(c).isascii() and chr(c).isalnum() else b"%%%02X" % c for c in raw)
+
+
+@st.composite
+def snowplow_events(draw: st.DrawFn) -> list[Any]:
+    """Events that are all invalid: dicts carry INVALID_EVENT_KEY next to hostile protocol fields; others are not
+    objects at all."""
+    event = st.dictionaries(st.sampled_from(["e", "p", "tv", "eid", "dtm", "uid", "ip", "cx", "co", "ue_pr", "ue_px",
+                                             "se_ca", "se_ac", "se_va", "url", "duid"]) | ODD_TEXT, SHAPES,
+                            max_size=6).map(lambda e: e | {INVALID_EVENT_KEY: "1"})
+    return draw(st.lists(event | SHAPES, min_size=1, max_size=8))
+
+
+@st.composite
+def tp2(draw: st.DrawFn) -> Request:
+    events = draw(snowplow_events())
+    envelope = draw(st.sampled_from(["good", "good", "good", "schema", "data", "shape"]))
+    if envelope == "good":
+        body, count = json_bytes({"schema": PAYLOAD_SCHEMA, "data": events}), len(events)
+    elif envelope == "schema":
+        body, count = json_bytes({"schema": draw(ODD_TEXT), "data": events}), 0
+    elif envelope == "data":
+        data = draw(SHAPES)  # a non-empty list is accepted: its members are the (invalid) events
+        body, count = json_bytes({"schema": PAYLOAD_SCHEMA, "data": data}), len(data) if isinstance(data, list) else 0
+    else:
+        body, count = json_bytes(draw(SHAPES)), 0
+    sent, encoding = draw(encoded(body))
+    return Request("tp2", "POST", TP2.encode(), sent, draw(HEADERS) | encoding, count)
+
+
+@st.composite
+def pixel(draw: st.DrawFn, path: str) -> Request:
+    pairs = draw(st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=400)), max_size=12))
+    raw = b"&".join(_quote(k) + b"=" + _quote(v) for k, v in pairs)
+    if draw(st.booleans()):
+        raw += b"&" + INVALID_EVENT_KEY.encode() + b"=1"  # else: no event parameters, or no valid protocol keys
+    if draw(st.integers(0, 4)) == 0:
+        raw += b"&x=" + draw(st.binary(min_size=1, max_size=30)).translate(_NO_SPACES)
+    if draw(st.integers(0, 9)) == 0:
+        raw = b"&".join(b"p%d=%d" % (n, n) for n in range(draw(st.integers(100, 3000))))
+    return Request(path.lstrip("/"), "GET", path.encode() + b"?" + raw, headers=draw(HEADERS))
+
+
+@st.composite
+def plain(draw: st.DrawFn, endpoint: str, method: str, path: str) -> Request:
+    query = draw(st.binary(max_size=200)).translate(_NO_SPACES)
+    return Request(endpoint, method, path.encode() + (b"?" + query if query else b""), headers=draw(HEADERS))
+
+
+@st.composite
+def elsewhere(draw: st.DrawFn) -> Request:
+    method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "TRACE", "FUZZ"]))
+    path = b"/zz/" + draw(st.binary(max_size=60)).translate(_NO_SPACES).replace(b"?", b"_")  # no route
+    return Request("elsewhere", method, path, draw(st.binary(max_size=500)) if method != "GET" else b"",
+                   draw(HEADERS))
+
+
+ENDPOINTS: dict[str, st.SearchStrategy[Request]] = {
+    "usage_data": json_post("usage_data", "/usage_data", PINGS),
+    "usage_ping_errors": json_post("usage_ping_errors", "/usage_ping_errors", ERROR_REPORTS),
+    "usage_ping_metadata": json_post("usage_ping_metadata", "/usage_ping_metadata", METADATA),
+    "seat_links": json_post("seat_links", "/api/v1/seat_links", seat_links()),
+    "check.json": version_checks("json"),
+    "check.svg": version_checks("svg"),
+    "check.png": version_checks("png"),
+    "tp2": tp2(),
+    "i": pixel("/i"),
+    "ice.png": pixel("/ice.png"),
+    "options": plain("options", "OPTIONS", TP2),
+    "health": plain("health", "GET", "/health"),
+    "metrics": plain("metrics", "GET", "/metrics"),
+    "elsewhere": elsewhere(),
+}
+SOURCES = {"usage_data": "service_ping", "usage_ping_errors": "service_ping", "usage_ping_metadata": "service_ping",
+           "seat_links": "seat_link", "check.json": "version_check", "check.svg": "version_check",
+           "check.png": "version_check", "tp2": "snowplow", "i": "snowplow", "ice.png": "snowplow"}
+
+# --------------------------------------------------------------------------------------------- bookkeeping
+
+
+@dataclass
+class Tally:
+    """What was sent and answered, per endpoint and status, and what should have become a bad row."""
+
+    statuses: Counter = field(default_factory=Counter)  # (endpoint, status)
+    accepted: Counter = field(default_factory=Counter)  # source -> 2xx answers that published a record
+    bad_rows: int = 0  # Snowplow bad rows the answers promise (events of accepted requests, refused requests)
+    no_reason: list[tuple[Request, Answer]] = field(default_factory=list)
+    server_errors: list[tuple[Request, Answer]] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    def record(self, request: Request, answer: Answer) -> None:
+        self.statuses[request.endpoint, answer.status] += 1
+        if answer.status >= 500:
+            self.server_errors.append((request, answer))
+        elif answer.status >= 400 and request.method != "HEAD" and not reason_of(answer):
+            self.no_reason.append((request, answer))
+        source = SOURCES.get(request.endpoint)
+        if source is None:
+            return
+        if 200 <= answer.status < 300:
+            self.accepted[source] += 1
+            if source == "snowplow":
+                self.bad_rows += request.events or 1  # a pixel or an unreadable body is one bad row
+        elif source == "snowplow" and answer.status in (400, 422) and is_ours(answer):
+            self.bad_rows += 1  # refused by the collector, and kept as a bad row of the whole request
+
+
+def is_ours(answer: Answer) -> bool:
+    """Answered by a collector handler (JSON), not by aiohttp's parser, which refuses a malformed request line or
+    header (text) before any handler sees it: such a request is never published, so it is no bad row."""
+    return answer.headers.get("content-type", "").startswith("application/json")
+
+
+def reason_of(answer: Answer) -> str:
+    """The `error` of a JSON answer, else the text of a plain one (aiohttp's own 4xx: bad request line, 404)."""
+    try:
+        document = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        return answer.body.decode("utf-8", "replace").strip()
+    return str(document.get("error") or "") if isinstance(document, dict) else ""
+
+
+def fuzz(collector: ThreadCollector, tally: Tally, endpoint: str, examples: int, seed: int | None = None) -> None:
+    """`examples` hostile requests to one endpoint, each answered and tallied. seed=None: derandomized (CI)."""
+
+    @settings(max_examples=examples, derandomize=seed is None, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck), phases=("generate",))
+    @given(ENDPOINTS[endpoint])
+    def send(request: Request) -> None:
+        tally.record(request, collector.request(request.method, request.path, request.body, request.headers))
+
+    (send if seed is None else hypothesis.seed(seed)(send))()
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+def rss_mib(pid: int, field_name: str = "VmRSS") -> float:
+    """Resident memory of a process (VmHWM: its peak) in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field_name)
+
+
+class CollectorProcess(ChildProcess):
+    """`denomas-usage collector --port 0` on the settings' topics, as a child process (its memory is its own)."""
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        super().__init__(settings.data_dir / "collector.log")
+        self.settings, self.bootstrap = settings, bootstrap
+
+    def start(self) -> ThreadCollector:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DENOMAS_DATA_DIR": str(self.settings.data_dir),
+                            "DENOMAS_TOPIC_PREFIX": self.settings.topic_prefix, "DENOMAS_APP_ID": self.settings.app_id,
+                            "DENOMAS_TOPIC_PARTITIONS": str(self.settings.topic_partitions)}
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "collector", "--port", "0"],
+                                          env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        line = self._proc.stdout.readline().strip()  # type: ignore[union-attr]  # "collector listening on URL"
+        if not line.startswith("collector listening on "):
+            raise RuntimeError(f"collector did not start: {line!r}\n{self.log_tail()}")
+        host, port = line.rsplit("/", 1)[1].split(":")
+        return ThreadCollector(host, int(port), self.settings)
+
