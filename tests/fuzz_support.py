@@ -4,11 +4,14 @@ tests (a fixed budget, derandomized) and bench/fuzz.py (a longer run)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import os
+import socket
 import subprocess
 import sys
+import uuid
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +25,11 @@ from hypothesis import strategies as st
 
 from streams.child import ChildProcess
 from streams.config import Settings
+from streams.demo import wait_until_landed
+from streams.fleet import generate_fleet
+from streams.fleet_seat_link import generate_seat_links
+from streams.warehouse import open_warehouse
+from streams.worker import WorkerProcess
 from tests.hostile_support import Answer, ThreadCollector
 
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
@@ -346,3 +354,77 @@ class CollectorProcess(ChildProcess):
         host, port = line.rsplit("/", 1)[1].split(":")
         return ThreadCollector(host, int(port), self.settings)
 
+
+# --------------------------------------------------------------------------------------------- outcomes
+
+VALID_EVENT = {"e": "se", "p": "web", "tv": "py-1.1.0", "se_ca": "fuzz", "se_ac": "valid-after",
+               "eid": str(uuid.UUID(int=18)), "dtm": "1780000000000"}
+VALID_HOST = "valid-after.example"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def send_valid(collector: ThreadCollector) -> dict[str, int]:
+    """One valid record of each source, after the hostile ones: the status each got."""
+    ping = next(p for p in generate_fleet(2, 2, seed=3) if p.valid)
+    seat = next(r for r in generate_seat_links(3, 2, seed=5) if r.status == 200 and r.expected)
+    gitlab_info = base64.urlsafe_b64encode(orjson.dumps({"version": "17.3.1"})).decode()
+    return {
+        "service_ping": collector.request("POST", "/usage_data", orjson.dumps(ping.payload)).status,
+        "seat_link": collector.request("POST", "/api/v1/seat_links", seat.body).status,
+        "version_check": collector.request("GET", f"/check.json?gitlab_info={gitlab_info}",
+                                           headers={"Referer": f"https://{VALID_HOST}/admin"}).status,
+        "snowplow": collector.request("POST", TP2, orjson.dumps({"schema": PAYLOAD_SCHEMA, "data": [VALID_EVENT]}),
+                                      {"Content-Type": "application/json"}).status,
+    }
+
+
+def counts(settings: Settings) -> dict[str, object]:
+    warehouse = open_warehouse(settings)
+    try:
+        def one(sql: str) -> object:
+            return warehouse.query(sql).rows[0][0]
+
+        return {
+            "pings": one("SELECT count() FROM fct_ping_instance FINAL"),
+            "ping_reports": one("SELECT (SELECT count() FROM fct_ping_error FINAL) + "
+                                "(SELECT count() FROM fct_ping_metric_timing FINAL)"),
+            "seat_links": one("SELECT count() FROM fct_seat_link FINAL"),
+            "version_checks": one("SELECT count() FROM fct_version_check FINAL"),
+            "valid_version_checks": one(f"SELECT count() FROM fct_version_check FINAL WHERE host = '{VALID_HOST}'"),
+            "events": warehouse.query("SELECT event_category, event_action FROM fct_behavior_structured_event").rows,
+            "bad_rows": one("SELECT count() FROM raw_snowplow_bad_row"),
+            "dead_letters": dict(warehouse.query("SELECT source, count() FROM raw_dead_letter FINAL "
+                                                 "GROUP BY source").rows),
+        }
+    finally:
+        warehouse.close()
+
+
+def run_fuzz(settings: Settings, bootstrap: str, examples: int, seed: int | None = None) -> dict:
+    """The collector and a worker as child processes, `examples` hostile requests per endpoint, then one valid
+    record per source; waits until the worker has processed everything and returns what was seen and stored."""
+    collector_process = CollectorProcess(settings, bootstrap)
+    collector = collector_process.start()
+    worker = WorkerProcess(settings, bootstrap)
+    tally = Tally()
+    try:
+        worker.start()
+        for endpoint in ENDPOINTS:
+            fuzz(collector, tally, endpoint, examples, seed)
+        alive = {"collector": collector_process.alive(), "worker": worker.alive()}
+        rss = {"collector": rss_mib(collector_process.pid), "collector_peak": rss_mib(collector_process.pid, "VmHWM"),
+               "worker_peak": rss_mib(worker.pid, "VmHWM")}
+        valid = send_valid(collector)
+        asyncio.run(wait_until_landed(settings, bootstrap, timeout=240))
+        alive_after = worker.alive()
+        logs = {"collector": collector_process.log_tail(), "worker": worker.log_tail()}
+    finally:
+        worker.stop()
+        collector_process.stop()
+    return {"settings": settings, "tally": tally, "alive": alive, "alive_after": alive_after, "rss": rss,
+            "valid": valid, "logs": logs, "counts": counts(settings)}

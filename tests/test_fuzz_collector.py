@@ -6,75 +6,18 @@ afterwards lands. bench/fuzz.py runs the same with a larger budget and random se
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import os
-import socket
-import uuid
 from dataclasses import replace
 
-import orjson
 import pytest
 
 from streams.config import Settings
-from streams.demo import wait_until_landed
-from streams.fleet import generate_fleet
-from streams.fleet_seat_link import generate_seat_links
-from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
-from tests.fuzz_support import ENDPOINTS, PAYLOAD_SCHEMA, TP2, CollectorProcess, Tally, fuzz, rss_mib
-from tests.hostile_support import ThreadCollector
+from tests.fuzz_support import ENDPOINTS, Tally, free_port, run_fuzz
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("DENOMAS_FUZZ_EXAMPLES", "40"))  # per endpoint; ~1 minute for the file
 COLLECTOR_RSS_BOUND_MIB = 300  # measured ~100 MiB; a request that buffered 20,000 sends took it to 300+ before
-VALID_EVENT = {"e": "se", "p": "web", "tv": "py-1.1.0", "se_ca": "fuzz", "se_ac": "valid-after",
-               "eid": str(uuid.UUID(int=18)), "dtm": "1780000000000"}
-VALID_HOST = "valid-after.example"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def send_valid(collector: ThreadCollector) -> dict[str, int]:
-    """One valid record of each source, after the hostile ones: the status each got."""
-    ping = next(p for p in generate_fleet(2, 2, seed=3) if p.valid)
-    seat = next(r for r in generate_seat_links(3, 2, seed=5) if r.status == 200 and r.expected)
-    gitlab_info = base64.urlsafe_b64encode(orjson.dumps({"version": "17.3.1"})).decode()
-    return {
-        "service_ping": collector.request("POST", "/usage_data", orjson.dumps(ping.payload)).status,
-        "seat_link": collector.request("POST", "/api/v1/seat_links", seat.body).status,
-        "version_check": collector.request("GET", f"/check.json?gitlab_info={gitlab_info}",
-                                           headers={"Referer": f"https://{VALID_HOST}/admin"}).status,
-        "snowplow": collector.request("POST", TP2, orjson.dumps({"schema": PAYLOAD_SCHEMA, "data": [VALID_EVENT]}),
-                                      {"Content-Type": "application/json"}).status,
-    }
-
-
-def counts(settings: Settings) -> dict[str, object]:
-    warehouse = open_warehouse(settings)
-    try:
-        def one(sql: str) -> object:
-            return warehouse.query(sql).rows[0][0]
-
-        return {
-            "pings": one("SELECT count() FROM fct_ping_instance FINAL"),
-            "ping_reports": one("SELECT (SELECT count() FROM fct_ping_error FINAL) + "
-                                "(SELECT count() FROM fct_ping_metric_timing FINAL)"),
-            "seat_links": one("SELECT count() FROM fct_seat_link FINAL"),
-            "version_checks": one("SELECT count() FROM fct_version_check FINAL"),
-            "valid_version_checks": one(f"SELECT count() FROM fct_version_check FINAL WHERE host = '{VALID_HOST}'"),
-            "events": warehouse.query("SELECT event_category, event_action FROM fct_behavior_structured_event").rows,
-            "bad_rows": one("SELECT count() FROM raw_snowplow_bad_row"),
-            "dead_letters": dict(warehouse.query("SELECT source, count() FROM raw_dead_letter FINAL "
-                                                 "GROUP BY source").rows),
-        }
-    finally:
-        warehouse.close()
 
 
 @pytest.fixture(scope="module")
@@ -82,28 +25,11 @@ def fuzzed(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> di
     name = tmp_path_factory.mktemp("fuzz").name
     settings = replace(Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"fz-{name}.",
                                          app_id=f"test-{name}", topic_partitions=1), worker_web_port=free_port())
-    collector_process = CollectorProcess(settings, kafka_bootstrap)
-    collector = collector_process.start()
-    worker = WorkerProcess(settings, kafka_bootstrap)
-    tally = Tally()
-    try:
-        worker.start()
-        for endpoint in ENDPOINTS:
-            fuzz(collector, tally, endpoint, EXAMPLES)
-        alive = {"collector": collector_process.alive(), "worker": worker.alive()}
-        rss = {"collector": rss_mib(collector_process.pid), "collector_peak": rss_mib(collector_process.pid, "VmHWM"),
-               "worker_peak": rss_mib(worker.pid, "VmHWM")}
-        valid = send_valid(collector)
-        asyncio.run(wait_until_landed(settings, kafka_bootstrap, timeout=240))
-        alive_after = worker.alive()
-        logs = {"collector": collector_process.log_tail(), "worker": worker.log_tail()}
-    finally:
-        worker.stop()
-        collector_process.stop()
+    result = run_fuzz(settings, kafka_bootstrap, EXAMPLES)
+    tally = result["tally"]
     print(f"\nfuzzed {tally.requests} requests: {dict(sorted(tally.statuses.items()))}\n"
-          f"accepted {dict(tally.accepted)}, Snowplow bad rows expected {tally.bad_rows}; RSS MiB {rss}")
-    return {"settings": settings, "tally": tally, "alive": alive, "alive_after": alive_after, "rss": rss,
-            "valid": valid, "logs": logs, "counts": counts(settings)}
+          f"accepted {dict(tally.accepted)}, Snowplow bad rows expected {tally.bad_rows}; RSS MiB {result['rss']}")
+    return result
 
 
 def test_every_endpoint_was_fuzzed(fuzzed: dict):
