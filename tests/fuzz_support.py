@@ -106,9 +106,9 @@ def encoded(draw: st.DrawFn, body: bytes) -> tuple[bytes, dict[str, str]]:
 # Header values: bytes that are not UTF-8, long ones, odd but framing-safe (no CR/LF); mostly without the control
 # characters aiohttp's parser refuses before any handler runs (so the handlers see the odd values).
 _PRINTABLE_BYTES = st.binary(max_size=200).map(lambda b: bytes(c for c in b if c >= 0x20 and c != 0x7F))
-HEADER_VALUES = _PRINTABLE_BYTES | _PRINTABLE_BYTES | _PRINTABLE_BYTES | st.binary(max_size=200).map(
-    lambda b: b.replace(b"\r", b"").replace(b"\n", b"")) | st.sampled_from(
-    [b"\xff\xfe caf\xe9 \xc3", b"a" * 7000, b"\x00", b"1.2.3.4, \xff, ::1", b"not-an-ip", b"\xe2\x80\xae"])
+HEADER_VALUES = _PRINTABLE_BYTES | _PRINTABLE_BYTES | _PRINTABLE_BYTES | _PRINTABLE_BYTES | st.sampled_from(
+    [b"\xff\xfe caf\xe9 \xc3", b"a" * 7000, b"1.2.3.4, \xff, ::1", b"not-an-ip", b"\xe2\x80\xae", b"\x00"]) | st.binary(
+    max_size=200).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
 HEADER_NAMES = st.sampled_from(["User-Agent", "X-Forwarded-For", "Referer", "Origin", "Content-Type", "SP-Anonymous",
                                 "Cookie", "X-Denomas-As-Of", "Accept-Encoding", "X-Fuzz"])
 HEADERS = st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3)
@@ -175,12 +175,17 @@ def version_checks(draw: st.DrawFn, suffix: str) -> Request:
     extra = draw(st.lists(st.tuples(st.binary(max_size=20), st.binary(max_size=300)), max_size=4))
     query = b"gitlab_info=" + _quote(info.encode("utf-8", "surrogatepass")) + b"".join(
         b"&" + _quote(k) + b"=" + _quote(v) for k, v in extra)
-    if draw(st.integers(0, 4)) == 0:  # raw bytes that are not UTF-8 straight in the request line
+    if rarely(draw):  # raw bytes that are not UTF-8 straight in the request line
         query += b"&raw=" + draw(st.binary(min_size=1, max_size=20)).translate(_NO_SPACES)
     return Request(f"check.{suffix}", "GET", f"/check.{suffix}?".encode() + query, headers=draw(HEADERS))
 
 
 _NO_SPACES = bytes.maketrans(b" \r\n\t#", b"_____")
+
+
+def rarely(draw: st.DrawFn, one_in: int = 5) -> bool:
+    """True about once in `one_in` draws (hypothesis leans to the smallest value, so the rare case is the largest)."""
+    return draw(st.integers(1, one_in)) == one_in
 
 
 def _quote(raw: bytes) -> bytes:
@@ -220,16 +225,17 @@ def pixel(draw: st.DrawFn, path: str) -> Request:
     raw = b"&".join(_quote(k) + b"=" + _quote(v) for k, v in pairs)
     if draw(st.booleans()):
         raw += b"&" + INVALID_EVENT_KEY.encode() + b"=1"  # else: no event parameters, or no valid protocol keys
-    if draw(st.integers(0, 4)) == 0:
+    if rarely(draw):
         raw += b"&x=" + draw(st.binary(min_size=1, max_size=30)).translate(_NO_SPACES)
-    if draw(st.integers(0, 9)) == 0:
+    if rarely(draw, 10):
         raw = b"&".join(b"p%d=%d" % (n, n) for n in range(draw(st.integers(100, 3000))))
     return Request(path.lstrip("/"), "GET", path.encode() + b"?" + raw, headers=draw(HEADERS))
 
 
 @st.composite
 def plain(draw: st.DrawFn, endpoint: str, method: str, path: str) -> Request:
-    query = draw(st.binary(max_size=200)).translate(_NO_SPACES)
+    raw = draw(st.binary(max_size=200))
+    query = raw.translate(_NO_SPACES) if rarely(draw) else _quote(raw)
     return Request(endpoint, method, path.encode() + (b"?" + query if query else b""), headers=draw(HEADERS))
 
 
@@ -271,6 +277,7 @@ class Tally:
     statuses: Counter = field(default_factory=Counter)  # (endpoint, status)
     accepted: Counter = field(default_factory=Counter)  # source -> 2xx answers that published a record
     bad_rows: int = 0  # Snowplow bad rows the answers promise (events of accepted requests, refused requests)
+    reasons: Counter = field(default_factory=Counter)  # (endpoint, status, start of the reason) of 4xx answers
     no_reason: list[tuple[Request, Answer]] = field(default_factory=list)
     server_errors: list[tuple[Request, Answer]] = field(default_factory=list)
 
@@ -282,8 +289,11 @@ class Tally:
         self.statuses[request.endpoint, answer.status] += 1
         if answer.status >= 500:
             self.server_errors.append((request, answer))
-        elif answer.status >= 400 and request.method != "HEAD" and not reason_of(answer):
-            self.no_reason.append((request, answer))
+        elif answer.status >= 400:
+            reason = reason_of(answer)
+            self.reasons[request.endpoint, answer.status, reason.split(":")[0][:50]] += 1
+            if not reason and request.method != "HEAD":
+                self.no_reason.append((request, answer))
         source = SOURCES.get(request.endpoint)
         if source is None:
             return
@@ -428,3 +438,70 @@ def run_fuzz(settings: Settings, bootstrap: str, examples: int, seed: int | None
         collector_process.stop()
     return {"settings": settings, "tally": tally, "alive": alive, "alive_after": alive_after, "rss": rss,
             "valid": valid, "logs": logs, "counts": counts(settings)}
+
+
+# --------------------------------------------------------------------------------------------- raw topics
+
+KNOWN_HEADERS = ["received_at", "source", "kind", "request_id", "collector", "ping_id", "event_index", "useragent",
+                 "client_geo", "bad_row_type", "reason", "stage", "failed_at", "kafka_topic", "kafka_partition",
+                 "kafka_offset", "part"]
+RECORD_HEADERS = st.dictionaries(st.sampled_from(KNOWN_HEADERS) | st.text(max_size=10),
+                                 HEADER_VALUES | st.sampled_from([b"events", b"event", b"bad_request", b"-1", b"0x1",
+                                                                  b"99999999999999999999", b"not a time"]),
+                                 max_size=6)
+RECORD_VALUES = st.one_of(
+    st.binary(max_size=3000),  # random bytes
+    SHAPES.map(json_bytes),  # wrong shapes, deep nesting, huge values
+    snowplow_events().map(json_bytes),  # arrays of (invalid) events, what the Snowplow agent reads
+    st.sampled_from([b"", b"\xff\xfe{\x00}\x00", "{\"a\": \"caf\xe9\"}".encode("latin-1"), b"\xef\xbb\xbf{}",
+                     "{}".encode("utf-16"), GZIP_BOMB, b"[" * 5000, b'{"a": 1e99999}', b"x" * 2_000_000]),
+)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def invalid_reference(value: bytes) -> bytes | None:
+    """A reference record's value that can never be valid: any JSON object with only its id is a valid row, so an
+    object gets a license key (never loadable); JSON null is a valid delete, so it is left out (None)."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    if isinstance(document, dict):
+        return json_bytes(document | {"license_key": "fuzz-not-a-key"})
+    return None if document is None else value
+
+
+def raw_records(compacted: bool) -> st.SearchStrategy[RawRecord]:
+    """Records another producer might publish, none of them valid. A compacted topic needs a key."""
+    keys = st.binary(min_size=1, max_size=40) if compacted else st.none() | st.binary(max_size=40)
+    values = RECORD_VALUES.map(invalid_reference).filter(bool) if compacted else RECORD_VALUES
+    return st.builds(RawRecord, keys, values, RECORD_HEADERS.map(lambda h: tuple(h.items())))
+
+
+def letter_identity(headers: tuple[tuple[str, bytes], ...]) -> tuple[str, ...]:
+    """What identifies a dead letter published straight to the DLQ (its claimed Kafka position and stage), read the
+    way any consumer must read another producer's headers: undecodable bytes replaced."""
+    text = {name: value.decode("utf-8", "replace") for name, value in headers}
+    identity = (text.get("kafka_topic", ""), text.get("kafka_partition", "0"), text.get("kafka_offset", "0"),
+                text.get("stage", ""))
+    return identity + ((text["part"],) if "part" in text else ())
+
+
+def generate(strategy: st.SearchStrategy, examples: int, seed: int | None = None) -> list:
+    """`examples` values of `strategy` (derandomized unless a seed is given)."""
+    drawn: list = []
+
+    @settings(max_examples=examples, derandomize=seed is None, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck), phases=("generate",))
+    @given(strategy)
+    def draw(value: Any) -> None:
+        drawn.append(value)
+
+    (draw if seed is None else hypothesis.seed(seed)(draw))()
+    return drawn
