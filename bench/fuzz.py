@@ -1,7 +1,9 @@
-"""The fuzz suite's longer run (`python -m bench --only fuzz`): more hostile requests per endpoint than the tests,
-with a new random seed each run (printed, so a finding can be replayed), against the collector and a worker as
-child processes. Reports requests, statuses, 5xx, refusals without a reason, whether every accepted invalid
-request became a dead letter or bad row, and the processes' peak RSS. Nothing is asserted here."""
+"""The fuzz suite's longer run (`python -m bench --only fuzz`): more hostile requests per endpoint and more hostile
+records per raw topic than the tests (tests/test_fuzz_*.py), with a new random seed each run (printed, so a finding
+can be replayed with fuzz_support's `seed`), against the collector and a worker as child processes. Reports
+requests, statuses, 5xx, refusals without a reason, whether every accepted invalid request and every hostile record
+became a dead letter or bad row, whether valid records landed after them, and the processes' peak RSS. Nothing is
+asserted here."""
 
 from __future__ import annotations
 
@@ -12,18 +14,29 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.common import Result
+from streams import config
 from streams.config import Settings
-from tests.fuzz_support import free_port, run_fuzz
+from tests.fuzz_support import RAW_TOPICS, free_port, letter_identity, run_fuzz, run_raw_fuzz
 
 EXAMPLES, QUICK_EXAMPLES = 400, 80  # per endpoint (the tests send 40)
+RAW_EXAMPLES, QUICK_RAW_EXAMPLES = 150, 40  # per topic (the tests publish 20)
+
+
+def _settings(workdir: Path) -> Settings:
+    name = uuid.uuid4().hex[:8]
+    return replace(Settings.from_env(data_dir=workdir / f"fuzz-{name}", topic_prefix=f"fuzz-{name}.",
+                                     app_id=f"bench-fuzz-{name}", topic_partitions=1),
+                   worker_web_port=free_port(), warehouse_database=f"fuzz_{name}")
 
 
 def run(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[str], None]) -> list[Result]:
     seed = random.SystemRandom().randrange(2**32)
-    name = uuid.uuid4().hex[:8]
-    settings = replace(Settings.from_env(data_dir=workdir / f"fuzz-{name}", topic_prefix=f"fuzz-{name}.",
-                                         app_id=f"bench-fuzz-{name}", topic_partitions=1),
-                       worker_web_port=free_port(), warehouse_database=f"fuzz_{name}")
+    return [*_endpoints(bootstrap, workdir, quick, progress, seed),
+            *_raw_topics(bootstrap, workdir, quick, progress, seed)]
+
+
+def _endpoints(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[str], None], seed: int) -> list[Result]:
+    settings = _settings(workdir)
     examples = QUICK_EXAMPLES if quick else EXAMPLES
     progress(f"fuzz: {examples} requests per endpoint, seed {seed}")
     result = run_fuzz(settings, bootstrap, examples, seed)
@@ -50,4 +63,28 @@ def run(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[str], No
         Result("fuzz: collector and worker stayed up", int(alive), "1 = yes", target="1"),
         Result("fuzz: collector peak RSS", round(rss["collector_peak"], 1), "MiB"),
         Result("fuzz: worker peak RSS", round(rss["worker_peak"], 1), "MiB"),
+    ]
+
+
+def _raw_topics(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[str], None], seed: int) -> list[Result]:
+    settings = _settings(workdir)
+    examples = QUICK_RAW_EXAMPLES if quick else RAW_EXAMPLES
+    progress(f"fuzz: {examples} hostile records on each raw topic and the DLQ, seed {seed}")
+    result = run_raw_fuzz(settings, bootstrap, examples, seed)
+    lettered = {topic: sorted(result["lettered"].get(settings.topic(topic), [])) == sorted(result["offsets"][topic])
+                for topic in RAW_TOPICS}
+    distinct = {letter_identity(r.headers) for r in result["records"][config.TOPIC_DLQ]}
+    got = result["counts"]
+    landed = (got["pings"], got["seat_links"], got["valid_version_checks"]) == (1, 1, 1) and got["events"] == [
+        ("fuzz", "valid-after")]
+    published = sum(map(len, result["records"].values()))
+    return [
+        Result("fuzz: hostile records published to raw topics + DLQ", published, "records", note=f"seed {seed}"),
+        Result("fuzz: raw topics whose every hostile record is a dead letter", sum(lettered.values()), "topics",
+               target=str(len(RAW_TOPICS)), note=", ".join(t for t, ok in lettered.items() if not ok)),
+        Result("fuzz: DLQ letters stored (distinct claimed positions)", result["dlq_rows"], "letters",
+               target=str(len(distinct))),
+        Result("fuzz: valid record of each source landed after (raw topics)", int(landed), "1 = yes", target="1"),
+        Result("fuzz: worker stayed up (raw topics)", int(result["alive"]), "1 = yes", target="1"),
+        Result("fuzz: worker peak RSS (raw topics)", round(result["peak"], 1), "MiB"),
     ]

@@ -20,9 +20,11 @@ from typing import Any
 
 import hypothesis
 import orjson
+from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams import config
 from streams.child import ChildProcess
 from streams.config import Settings
 from streams.demo import wait_until_landed
@@ -30,7 +32,7 @@ from streams.fleet import generate_fleet
 from streams.fleet_seat_link import generate_seat_links
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
-from tests.hostile_support import Answer, ThreadCollector
+from tests.hostile_support import Answer, ThreadCollector, thread_collector
 
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
 PAYLOAD_SCHEMA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
@@ -505,3 +507,51 @@ def generate(strategy: st.SearchStrategy, examples: int, seed: int | None = None
 
     (draw if seed is None else hypothesis.seed(seed)(draw))()
     return drawn
+
+
+RAW_TOPICS = [config.TOPIC_RAW_SERVICE_PING, config.TOPIC_RAW_SEAT_LINK, config.TOPIC_RAW_VERSION_CHECK,
+              config.TOPIC_RAW_SNOWPLOW, *config.REFERENCE_TOPICS]
+
+
+async def publish(bootstrap: str, settings: Settings, records: dict[str, list[RawRecord]]) -> dict[str, list[int]]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=10 * 2**20)
+    await producer.start()
+    offsets: dict[str, list[int]] = {}
+    try:
+        for topic, hostile in records.items():
+            for record in hostile:
+                sent = await producer.send_and_wait(settings.topic(topic), value=record.value, key=record.key,
+                                                    headers=list(record.headers))
+                offsets.setdefault(topic, []).append(sent.offset)
+    finally:
+        await producer.stop()
+    return offsets
+
+
+def run_raw_fuzz(settings: Settings, bootstrap: str, examples: int, seed: int | None = None) -> dict:
+    """`examples` hostile records on each raw and reference topic and on the DLQ, then a worker and one valid record
+    per source over the collector; waits until the worker has processed everything, returns what was stored."""
+    records = {topic: generate(raw_records(compacted=topic in config.REFERENCE_TOPICS), examples, seed)
+               for topic in [*RAW_TOPICS, config.TOPIC_DLQ]}
+    with thread_collector(bootstrap, settings) as collector:  # creates the topics
+        offsets = asyncio.run(publish(bootstrap, settings, records))
+        worker = WorkerProcess(settings, bootstrap)
+        worker.start()
+        try:
+            valid = send_valid(collector)
+            asyncio.run(wait_until_landed(settings, bootstrap, timeout=300))
+            alive, peak, log = worker.alive(), rss_mib(worker.pid, "VmHWM"), worker.log_tail()
+        finally:
+            worker.stop()
+    warehouse = open_warehouse(settings)
+    try:
+        lettered = dict(warehouse.query("SELECT kafka_topic, groupUniqArray(kafka_offset) FROM raw_dead_letter FINAL "
+                                        "GROUP BY kafka_topic").rows)
+        ours = sorted(settings.topic(t) for t in RAW_TOPICS)  # the rest came from the letters put on the DLQ
+        dlq_rows = warehouse.query("SELECT count() FROM raw_dead_letter FINAL WHERE kafka_topic NOT IN "
+                                   "{ours:Array(String)}", {"ours": ours}).rows[0][0]
+    finally:
+        warehouse.close()
+    return {"settings": settings, "records": records, "offsets": offsets, "valid": valid, "alive": alive,
+            "peak": peak, "log": log, "lettered": lettered, "dlq_rows": dlq_rows,
+            "counts": counts(settings)}

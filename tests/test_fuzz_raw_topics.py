@@ -7,50 +7,17 @@ lands."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from streams import config
-from streams.config import REFERENCE_TOPICS, TOPIC_DLQ, Settings
-from streams.demo import wait_until_landed
-from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
-from tests.fuzz_support import (
-    RawRecord,
-    counts,
-    free_port,
-    generate,
-    letter_identity,
-    raw_records,
-    rss_mib,
-    send_valid,
-)
-from tests.hostile_support import thread_collector
+from streams.config import TOPIC_DLQ, Settings
+from tests.fuzz_support import RAW_TOPICS, free_port, letter_identity, run_raw_fuzz
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = 20  # per topic (11 topics)
 WORKER_RSS_BOUND_MIB = 1024  # measured ~200 MiB here; the README's heaviest loads peak at 640-860 MiB
-RAW_TOPICS = [config.TOPIC_RAW_SERVICE_PING, config.TOPIC_RAW_SEAT_LINK, config.TOPIC_RAW_VERSION_CHECK,
-              config.TOPIC_RAW_SNOWPLOW, *REFERENCE_TOPICS]
-
-
-async def publish(bootstrap: str, settings: Settings, records: dict[str, list[RawRecord]]) -> dict[str, list[int]]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=10 * 2**20)
-    await producer.start()
-    offsets: dict[str, list[int]] = {}
-    try:
-        for topic, hostile in records.items():
-            for record in hostile:
-                sent = await producer.send_and_wait(settings.topic(topic), value=record.value, key=record.key,
-                                                    headers=list(record.headers))
-                offsets.setdefault(topic, []).append(sent.offset)
-    finally:
-        await producer.stop()
-    return offsets
 
 
 @pytest.fixture(scope="module")
@@ -58,32 +25,10 @@ def landed(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> di
     name = tmp_path_factory.mktemp("fuzz-raw").name
     settings = replace(Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"fr-{name}.",
                                          app_id=f"test-{name}", topic_partitions=1), worker_web_port=free_port())
-    records = {topic: generate(raw_records(compacted=topic in REFERENCE_TOPICS), EXAMPLES)
-               for topic in [*RAW_TOPICS, TOPIC_DLQ]}
-    with thread_collector(kafka_bootstrap, settings) as collector:  # creates the topics
-        offsets = asyncio.run(publish(kafka_bootstrap, settings, records))
-        worker = WorkerProcess(settings, kafka_bootstrap)
-        worker.start()
-        try:
-            valid = send_valid(collector)
-            asyncio.run(wait_until_landed(settings, kafka_bootstrap, timeout=300))
-            alive, peak, log = worker.alive(), rss_mib(worker.pid, "VmHWM"), worker.log_tail()
-        finally:
-            worker.stop()
-    warehouse = open_warehouse(settings)
-    try:
-        lettered = dict(warehouse.query("SELECT kafka_topic, groupUniqArray(kafka_offset) FROM raw_dead_letter FINAL "
-                                        "GROUP BY kafka_topic").rows)
-        ours = sorted(settings.topic(t) for t in RAW_TOPICS)  # the rest came from the letters put on the DLQ
-        dlq_rows = warehouse.query("SELECT count() FROM raw_dead_letter FINAL WHERE kafka_topic NOT IN "
-                                   "{ours:Array(String)}", {"ours": ours}).rows[0][0]
-    finally:
-        warehouse.close()
-    print(f"\npublished {sum(map(len, records.values()))} hostile records to {len(records)} topics; "
-          f"worker peak RSS {peak:.0f} MiB")
-    return {"settings": settings, "records": records, "offsets": offsets, "valid": valid, "alive": alive,
-            "peak": peak, "log": log, "lettered": lettered, "dlq_rows": dlq_rows,
-            "counts": counts(settings)}
+    result = run_raw_fuzz(settings, kafka_bootstrap, EXAMPLES)
+    print(f"\npublished {sum(map(len, result['records'].values()))} hostile records to {len(result['records'])} "
+          f"topics; worker peak RSS {result['peak']:.0f} MiB")
+    return result
 
 
 def test_the_worker_stays_up_with_bounded_memory(landed: dict):
