@@ -417,6 +417,14 @@ def counts(settings: Settings) -> dict[str, object]:
         warehouse.close()
 
 
+def drain(settings: Settings, bootstrap: str, worker: WorkerProcess, timeout: float = 300) -> None:
+    """Wait until the worker has processed everything; if it does not, say where it stands (its log's end)."""
+    try:
+        asyncio.run(wait_until_landed(settings, bootstrap, timeout=timeout))
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; worker alive: {worker.alive()}; its log ends:\n{worker.log_tail(40)}") from exc
+
+
 def run_fuzz(settings: Settings, bootstrap: str, examples: int, seed: int | None = None) -> dict:
     """The collector and a worker as child processes, `examples` hostile requests per endpoint, then one valid
     record per source; waits until the worker has processed everything and returns what was seen and stored."""
@@ -432,7 +440,7 @@ def run_fuzz(settings: Settings, bootstrap: str, examples: int, seed: int | None
         rss = {"collector": rss_mib(collector_process.pid), "collector_peak": rss_mib(collector_process.pid, "VmHWM"),
                "worker_peak": rss_mib(worker.pid, "VmHWM")}
         valid = send_valid(collector)
-        asyncio.run(wait_until_landed(settings, bootstrap, timeout=240))
+        drain(settings, bootstrap, worker)
         alive_after = worker.alive()
         logs = {"collector": collector_process.log_tail(), "worker": worker.log_tail()}
     finally:
@@ -539,7 +547,7 @@ def run_raw_fuzz(settings: Settings, bootstrap: str, examples: int, seed: int | 
         worker.start()
         try:
             valid = send_valid(collector)
-            asyncio.run(wait_until_landed(settings, bootstrap, timeout=300))
+            drain(settings, bootstrap, worker)
             alive, peak, log = worker.alive(), rss_mib(worker.pid, "VmHWM"), worker.log_tail()
         finally:
             worker.stop()
