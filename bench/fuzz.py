@@ -7,6 +7,7 @@ asserted here."""
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from streams.config import Settings
 from tests.fuzz_support import RAW_TOPICS, free_port, letter_identity, run_fuzz, run_raw_fuzz
 
 EXAMPLES, QUICK_EXAMPLES = 400, 80  # per endpoint (the tests send 40)
+SEED_ENV = "DENOMAS_FUZZ_SEED"  # replay a run: the seed it printed
 RAW_EXAMPLES, QUICK_RAW_EXAMPLES = 150, 40  # per topic (the tests publish 20)
 
 
@@ -30,7 +32,7 @@ def _settings(workdir: Path) -> Settings:
 
 
 def run(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[str], None]) -> list[Result]:
-    seed = random.SystemRandom().randrange(2**32)
+    seed = int(os.environ.get(SEED_ENV) or random.SystemRandom().randrange(2**32))
     return [*_endpoints(bootstrap, workdir, quick, progress, seed),
             *_raw_topics(bootstrap, workdir, quick, progress, seed)]
 
@@ -45,6 +47,11 @@ def _endpoints(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[s
         progress(f"fuzz: the accepted requests did not drain: {exc}")
         return [Result("fuzz: accepted requests drained by the worker", 0, "1 = yes", target="1", note=str(exc)[:300])]
     tally, got, rss = result["tally"], result["counts"], result["rss"]
+    for request, answer in tally.server_errors:  # findings: what was sent, what came back, the collector's log
+        progress(f"fuzz: {answer.status} for {request.method} {request.path[:300]!r} headers {request.headers} "
+                 f"body {request.body[:300]!r}: {answer.body[:300]!r}")
+    if tally.server_errors:
+        progress(f"fuzz: the collector's log ends:\n{result['logs']['collector']}")
     letters = got["dead_letters"]
     accounted = (letters.get("service_ping", 0) == tally.accepted["service_ping"]
                  and got["seat_links"] + letters.get("seat_link", 0) == tally.accepted["seat_link"] + 1
