@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import common, queries, service_ping, snowplow, warehouse_service
+from bench import common, fuzz, queries, service_ping, snowplow, warehouse_service
 from bench.common import Result
 from streams.config import PROJECT_ROOT, Settings
 from streams.kafka import kafka_cluster
@@ -24,6 +24,7 @@ from streams.warehouse_service.process import WarehouseServiceProcess
 
 SUITES = {"service_ping": service_ping.run, "snowplow": snowplow.run, "queries": queries.run,
           "warehouse_service": warehouse_service.run}
+OPTIONAL = {"fuzz": fuzz.run}  # run only when named: `--only fuzz` (the fuzz suite's longer run, bench/fuzz.py)
 
 
 def progress(message: str) -> None:
@@ -33,7 +34,7 @@ def progress(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run)")
-    parser.add_argument("--only", choices=sorted(SUITES), action="append")
+    parser.add_argument("--only", choices=sorted(SUITES | OPTIONAL), action="append")
     parser.add_argument("--faults", action="store_true", help="run the fault scenarios (bench/faults) instead")
     parser.add_argument("--scenario", action="append", help="with --faults: only these scenarios")
     parser.add_argument("--soak", type=int, default=service_ping.SOAK_ROUNDS, metavar="N",
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             common.use_warehouse_service(service)  # every process of the suite reaches the engine through it
             for name in args.only or list(SUITES):
                 progress(f"suite {name}")
-                results += SUITES[name](bootstrap, workdir, args.quick, progress)
+                results += (SUITES | OPTIONAL)[name](bootstrap, workdir, args.quick, progress)
     rows = [(r.name, r.value, r.unit, r.baseline, f"{r.ratio:.0%}" if r.ratio else "", r.target, r.note)
             for r in results]
     print()

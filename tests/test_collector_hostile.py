@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import contextlib
 import gzip
 import socket
+import threading
 import time
 
 import orjson
@@ -142,26 +145,65 @@ def _slow_client(port: int, request_head: bytes) -> socket.socket:
     return sock
 
 
-def test_slow_clients_and_an_oversized_request_leave_health_fast(collector: ThreadCollector, monkeypatch):
+def _dribble(socks: list[socket.socket], stop: threading.Event) -> None:
+    """One more header byte to every dribbling client each half second, for as long as its connection is open."""
+    while not stop.wait(0.5):
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.send(b"x")
+
+
+def _closed_or_answer(sock: socket.socket) -> bytes:
+    sock.settimeout(15)
+    try:
+        return sock.recv(200).split(b"\r\n")[0]
+    except ConnectionResetError:
+        return b""
+
+
+def _health_latencies(collector: ThreadCollector, count: int = 5) -> list[float]:
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        health = collector.request("GET", "/health", timeout=30)
+        latencies.append(time.perf_counter() - started)
+        assert health.status == 200 and orjson.loads(health.body) == {"status": "ok"}
+    return latencies
+
+
+def test_slow_clients_and_an_oversized_request_leave_health_fast(kafka_bootstrap: str, monkeypatch,
+                                                                 tmp_path_factory: pytest.TempPathFactory):
     monkeypatch.setattr(collector_common, "BODY_READ_SECONDS", 1.0)
     monkeypatch.setattr(snowplow_collector, "BODY_READ_SECONDS", 1.0)
+    monkeypatch.setattr(collector_common, "HEADER_READ_SECONDS", 2.0)
+    name = tmp_path_factory.mktemp("slow").name
+    settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"s-{name}.",
+                                 app_id=f"test-{name}")
     head = (f"POST {TP2} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             "Content-Length: 100000\r\n\r\n{").encode()
     ping_head = b"POST /usage_data HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n{"
-    swarm = [_slow_client(collector.port, head) for _ in range(60)]
-    swarm += [_slow_client(collector.port, ping_head) for _ in range(60)]
-    swarm += [_slow_client(collector.port, b"GET /i?e=pv HTTP/1.1\r\nHost:") for _ in range(60)]  # dribbled headers
-    try:
-        big = [EVENT | {"uid": f"u{n}"} for n in range(20_000)]
-        oversized = collector.request("POST", TP2, _payload(big), _json_headers())
-        health = collector.request("GET", "/health", timeout=5)
-        assert health.status == 200 and orjson.loads(health.body) == {"status": "ok"}
-        assert oversized.status == 400
-        answers = []
-        for sock in swarm[:120]:  # the dribbled bodies were answered 408 once the read timeout passed
-            sock.settimeout(10)
-            answers.append(sock.recv(200).split(b"\r\n")[0])
-        assert set(answers) == {b"HTTP/1.1 408 Request Timeout"}, set(answers)
-    finally:
-        for sock in swarm:
-            sock.close()
+    stop = threading.Event()
+    with thread_collector(kafka_bootstrap, settings) as collector:
+        bodies = [_slow_client(collector.port, head) for _ in range(60)]
+        bodies += [_slow_client(collector.port, ping_head) for _ in range(60)]
+        headers = [_slow_client(collector.port, b"GET /i?e=pv HTTP/1.1\r\nHost: x\r\nX-Slow: ") for _ in range(150)]
+        dribbler = threading.Thread(target=_dribble, args=(headers, stop), daemon=True)
+        dribbler.start()
+        try:
+            big = _payload([EVENT | {"uid": f"u{n}"} for n in range(20_000)])
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:  # /health is asked while it is being handled
+                oversized_answer = pool.submit(collector.request, "POST", TP2, big, _json_headers())
+                latencies = _health_latencies(collector)
+                oversized = oversized_answer.result()
+            print(f"/health during {len(bodies) + len(headers)} slow clients and an oversized request: "
+                  f"{', '.join(f'{s * 1000:.0f} ms' for s in latencies)}")
+            assert oversized.status == 400
+            # the dribbled bodies were answered 408 once the body read timeout passed
+            assert {_closed_or_answer(sock) for sock in bodies} == {b"HTTP/1.1 408 Request Timeout"}
+            # the dribbled heads were closed once the header read timeout passed, whatever they kept sending
+            assert {_closed_or_answer(sock) for sock in headers} == {b""}
+        finally:
+            stop.set()
+            dribbler.join(5)
+            for sock in bodies + headers:
+                sock.close()

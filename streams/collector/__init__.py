@@ -9,9 +9,11 @@ Each source's endpoints live in their own module and are mounted here.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from streams import metrics
 from streams.collector import common, seat_link, service_ping, snowplow, version_check
@@ -26,7 +28,7 @@ from streams.collector.common import (
     parse_json_object,
 )
 from streams.config import Settings
-from streams.kafka import limit_repeated_logs
+from streams.kafka import RepeatFilter, limit_repeated_logs
 from streams.topics import ensure_topics
 
 __all__ = ["BadRequest", "Collector", "Publisher", "RunningCollector", "build_app", "decode_body",
@@ -44,6 +46,22 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(exc.status, exc.reason)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+
+
+class MalformedRequestFilter(RepeatFilter):
+    """aiohttp logs a traceback for every malformed request its parser refuses with 400 (a bad request line or
+    header): repeats of those are counted, not shown, so no client can flood the log. Its other errors (an
+    exception in a handler, answered 500) share the message, so they always pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return super().filter(record) if isinstance(error, HttpProcessingError) else True
+
+
+def limit_malformed_request_logs() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())
 
 
 def build_app(collector: Collector) -> web.Application:
@@ -68,11 +86,13 @@ class RunningCollector:
 
     async def start(self) -> str:
         limit_repeated_logs(common.__name__)  # a broker away must not flood the log (thousands of lines a second)
+        limit_malformed_request_logs()
         await ensure_topics(self.bootstrap_servers, self.settings)
         await self.publisher.start()
         # auto_decompress=False: we inflate ourselves, with a size cap against gzip bombs.
         app = build_app(Collector(self.publisher, self.settings))
-        self._runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+        self._runner = web.AppRunner(app, auto_decompress=False, access_log=None,
+                                     keepalive_timeout=common.HEADER_READ_SECONDS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

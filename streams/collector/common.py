@@ -44,6 +44,11 @@ RESTART_BACKOFF_SECONDS = 1.0  # at most one new producer a second while the bro
 PUBLISH_TIMEOUT_SECONDS = 5.0  # a healthy broker acknowledges in milliseconds
 METADATA_RETRY_SECONDS = 0.5
 BODY_READ_SECONDS = 10.0  # a client still sending its body after this is answered 408
+# A connection must deliver a whole request head within this of opening (or of its previous answer), else it is
+# closed: aiohttp has no header timeout, and its idle timer (keepalive_timeout, 3630 s by default) is the only one
+# running while a head is incomplete, so it is set to this. Above aiohttp's client keep-alive (15 s), so a client
+# of ours never reuses a connection the collector is closing.
+HEADER_READ_SECONDS = 20.0
 
 
 def back_off_failed_metadata(client: Any) -> None:
