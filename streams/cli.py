@@ -86,6 +86,12 @@ def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
     return warehouse_main(argv + (["--users", str(args.users)] if args.users else []))
 
 
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dashboard import dashboard
+
+    return dashboard(settings, args.host, args.port)
+
+
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     """Run an analyst's SQL and print a table: read-only unless --write, enforced by the warehouse (the readonly
     setting travels as a setting of the request, whatever the SQL text holds)."""
@@ -158,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     broker.set_defaults(func=cmd_broker)
 
     sub.add_parser("migrate", help="apply the clickhouse/ migrations").set_defaults(func=cmd_migrate)
+
+    board = sub.add_parser("dashboard", help="serve the dashboard (xMAU, accounts, version lag, ..., pipeline health)")
+    board.add_argument("--host", default="127.0.0.1")
+    board.add_argument("--port", type=int, help="default DENOMAS_DASHBOARD_PORT or 8050")
+    board.set_defaults(func=cmd_dashboard)
 
     query = sub.add_parser("query", help="run SQL against the warehouse and print a table")
     query.add_argument("sql")

@@ -71,7 +71,7 @@ class ServerWarehouse:
     """A ClickHouse server through clickhouse-connect (CLICKHOUSE_URL=http://user:pass@host:8123), or the embedded
     engine's warehouse service, which speaks the same protocol. `database` defaults to the project's."""
 
-    def __init__(self, url: str, database: str = DATABASE) -> None:
+    def __init__(self, url: str, database: str = DATABASE, create_database: bool = True) -> None:
         import clickhouse_connect
         from clickhouse_connect import common
 
@@ -84,9 +84,10 @@ class ServerWarehouse:
         connection = {"host": parts.hostname or "localhost", "port": parts.port or 8123,
                       "username": parts.username or "default", "password": parts.password or "",
                       "secure": parts.scheme == "https"}
-        admin = clickhouse_connect.get_client(**connection)
-        admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
-        admin.close()
+        if create_database:  # readers (the dashboard's user) may not create databases
+            admin = clickhouse_connect.get_client(**connection)
+            admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
+            admin.close()
         self._client = clickhouse_connect.get_client(**connection, database=database)
         self.database = database
         self._lock = threading.Lock()
