@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import common, queries, service_ping, snowplow, warehouse_service
+from bench import common, dashboard, queries, service_ping, snowplow, warehouse_service
 from bench.common import Result
 from streams.config import PROJECT_ROOT, Settings
 from streams.kafka import kafka_cluster
@@ -23,7 +23,7 @@ from streams.tables import format_table
 from streams.warehouse_service.process import WarehouseServiceProcess
 
 SUITES = {"service_ping": service_ping.run, "snowplow": snowplow.run, "queries": queries.run,
-          "warehouse_service": warehouse_service.run}
+          "warehouse_service": warehouse_service.run, "dashboard": dashboard.run}
 
 
 def progress(message: str) -> None:

@@ -252,7 +252,7 @@ CUSTOMER_SUCCESS = Page(
                    round(license_utilization, 4) AS utilization, umau_28_days_user
             FROM mart_product_usage_paid_user_metrics_monthly
             WHERE snapshot_month BETWEEN {MONTHS} AND {search('account_name', 'dim_crm_account_id', 'hostname')}
-            ORDER BY month DESC, dim_crm_account_id, dim_subscription_id, hostname LIMIT 1000"""),
+            ORDER BY month DESC, dim_crm_account_id, dim_subscription_id, hostname, installation_id LIMIT 1000"""),
     ),
     filters=("months", "search"),
 )

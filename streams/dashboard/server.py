@@ -71,16 +71,27 @@ class Dashboard:
     """Answers pages from a small pool of read-only warehouse connections."""
 
     def __init__(self, settings: Settings, connections: int = CONNECTIONS) -> None:
-        url = warehouse_url(settings)
+        self._url, self._database, self._connections = warehouse_url(settings), settings.warehouse_database, connections
         self._pool: asyncio.Queue[ServerWarehouse] = asyncio.Queue()
-        for _ in range(connections):
-            self._pool.put_nowait(ServerWarehouse(url, settings.warehouse_database, create_database=False))
+        self._opened = 0
         self._classes: dict[str, str] = {}
         self._classes_at = float("-inf")
         self._answers: OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = OrderedDict()
+        self._asking: dict[tuple, asyncio.Future] = {}
+
+    async def _connection(self) -> ServerWarehouse:
+        """A connection of the pool, opened on first need: the dashboard may start before the database exists."""
+        if self._pool.empty() and self._opened < self._connections:
+            self._opened += 1
+            try:
+                return await asyncio.to_thread(ServerWarehouse, self._url, self._database, create_database=False)
+            except Exception:
+                self._opened -= 1
+                raise
+        return await self._pool.get()
 
     async def query(self, sql: str, params: dict[str, Any]) -> dict[str, Any]:
-        warehouse = await self._pool.get()
+        warehouse = await self._connection()
         try:
             result = await asyncio.to_thread(warehouse.query, sql, params, {"readonly": 1})
         finally:
@@ -90,7 +101,7 @@ class Dashboard:
     async def data_class(self, page: Page) -> str:
         """The class of what the page shows: the classes of the tables it reads, from their COMMENTs (catalog)."""
         if time.monotonic() - self._classes_at > 300:
-            warehouse = await self._pool.get()
+            warehouse = await self._connection()
             try:
                 objects = await asyncio.to_thread(catalog_objects, warehouse)
             finally:
@@ -109,11 +120,16 @@ class Dashboard:
         if cached and cached[0] == version:
             self._answers.move_to_end(key)
             return cached[1] | {"cached": True, "seconds": round(time.perf_counter() - started, 4)}
-        answer = await self._ask(page, params, started)
+        if (key, version) not in self._asking:  # one question per page, filters and data version at a time
+            self._asking[(key, version)] = asyncio.ensure_future(self._ask(page, params))
+        try:
+            answer = await asyncio.shield(self._asking[(key, version)])
+        finally:
+            self._asking.pop((key, version), None)
         self._answers[key] = (version, answer)
         while len(self._answers) > CACHED_ANSWERS:
             self._answers.popitem(last=False)
-        return answer
+        return answer | {"seconds": round(time.perf_counter() - started, 4)}
 
     async def warm(self) -> None:
         """Keep every page's unfiltered answer ready: asked again in the background when its data changed."""
@@ -125,14 +141,14 @@ class Dashboard:
                     log.warning("warming %s: %s", page.key, exc)
             await asyncio.sleep(WARM_EVERY_SECONDS)
 
-    async def _ask(self, page: Page, params: dict[str, Any], started: float) -> dict[str, Any]:
+    async def _ask(self, page: Page, params: dict[str, Any]) -> dict[str, Any]:
         results = await asyncio.gather(*(self.query(panel.sql, params) for panel in page.panels))
         panels = [{"key": panel.key, "title": panel.title, "chart": asdict(panel.chart) if panel.chart else None,
                    "entity_links": panel.entity_links, **result} for panel, result in zip(page.panels, results,
                                                                                           strict=True)]
         return {"page": page.key, "title": page.title, "data_class": await self.data_class(page),
                 "tables": list(page.tables), "panels": panels,
-                "cached": False, "seconds": round(time.perf_counter() - started, 4)}
+                "cached": False}
 
     async def close(self) -> None:
         while not self._pool.empty():
@@ -160,7 +176,11 @@ async def api(request: web.Request) -> web.Response:
         page, params = resolve(request.match_info["page"], dict(request.query))
     except FilterError as exc:
         return _json({"error": str(exc)}, status=400)
-    return _json(await request.app[DASHBOARD].answer(page, params))
+    try:
+        return _json(await request.app[DASHBOARD].answer(page, params))
+    except Exception as exc:  # the warehouse's fault (not there yet, a table missing): say so, keep serving
+        log.warning("answering %s: %s", page.key, exc)
+        return _json({"error": f"the warehouse could not answer: {str(exc)[:500]}"}, status=503)
 
 
 _FILTER_FIELDS = {
@@ -190,11 +210,11 @@ def page_html(page: Page, query: dict[str, str], data_class: str) -> str:
     nav = "".join(f'<a href="/{p.key}"{" class=current" if p.key == current else ""}>{html.escape(p.title)}</a>'
                   for p in PAGES.values())
     title = page.title + (f": {query['id']}" if page.requires else "")
-    classes = "".join(f'<span class="class class-{html.escape(c.strip().lower())}">{html.escape(c.strip())}</span>'
+    classes = " / ".join(f'<span class="class class-{html.escape(c.strip().lower())}">{html.escape(c.strip())}</span>'
                       for c in data_class.split("/"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} · Denomas usage</title>
-<link rel="stylesheet" href="/static/dashboard.css">
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/dashboard.css">
 <script src="/static/plotly.min.js"></script><script src="/static/dashboard.js" defer></script></head>
 <body data-page="{html.escape(page.key)}" data-api="/api/{html.escape('entity' if page.requires else page.key)}">
 <nav>{nav}</nav>
@@ -213,7 +233,11 @@ async def page(request: web.Request) -> web.Response:
         found, _ = resolve(request.match_info["page"], query)
     except FilterError as exc:
         return web.Response(status=400, text=f"bad filter: {exc}")
-    data_class = await request.app[DASHBOARD].data_class(found)
+    try:
+        data_class = await request.app[DASHBOARD].data_class(found)
+    except Exception as exc:
+        log.warning("data class of %s: %s", found.key, exc)
+        data_class = "unknown (the warehouse did not answer)"
     return web.Response(text=page_html(found, query, data_class), content_type="text/html")
 
 
