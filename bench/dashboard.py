@@ -47,7 +47,8 @@ _COPIES = {
         "concat(event_id, '-', toString(c)) AS event_id, if(user_hash = 0, 0, cityHash64(user_hash, c)) AS user_hash, "
         "if(namespace_id = 0, 0, namespace_id + c * 1000000) AS namespace_id, "
         "if(ultimate_parent_namespace_id = 0, 0, ultimate_parent_namespace_id + c * 1000000) "
-        "AS ultimate_parent_namespace_id, if(instance_id = '', '', concat(instance_id, '-', toString(c))) AS instance_id"),
+        "AS ultimate_parent_namespace_id, "
+        "if(instance_id = '', '', concat(instance_id, '-', toString(c))) AS instance_id"),
 }
 
 
