@@ -284,10 +284,15 @@ PIPELINE = Page(
             FROM check_results
             WHERE kind IN ('completeness', 'freshness') AND {_NEWEST}
             ORDER BY kind, check_name, scope"""),
+        # Snowplow bad rows carry their reason as a self-describing JSON (with timestamps and the payload): the
+        # failure messages are the reason.
         Panel("dead_letters", "Dead letters by reason", """
-            SELECT source, stage, reason, count() AS records, toString(max(received_at)) AS newest
+            SELECT source, stage,
+                   substring(if(isValidJSON(reason) AND JSONHas(reason, 'data', 'failure', 'messages'),
+                                JSONExtractRaw(reason, 'data', 'failure', 'messages'), reason), 1, 300) AS failure,
+                   count() AS records, toString(max(received_at)) AS newest
             FROM raw_dead_letter FINAL
-            GROUP BY source, stage, reason ORDER BY records DESC, source, stage, reason LIMIT 200""",
+            GROUP BY source, stage, failure ORDER BY records DESC, source, stage, failure LIMIT 200""",
               Chart("stack", "source", ("records",), series="stage")),
         Panel("checks", "Every check (newest result)", f"""
             SELECT check_name, kind, table_name, scope, severity, status, observed, threshold,
