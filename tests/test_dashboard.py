@@ -249,8 +249,10 @@ def test_an_instance_page_marks_its_alerts_on_the_chart(page, board, warehouse) 
     pings = warehouse.query("SELECT count() FROM fct_ping_instance FINAL WHERE installation_id = {id:String} "
                             "AND active_user_count >= 0", {"id": installation_id}).scalar()
     assert len([v for v in column(page, "users", "ping_active_users") if v]) == pings
-    sql = entity_page("instance").panels[0].sql
-    assert shown(page, "users") == as_shown(asked(warehouse, sql, Filters().params() | {"id": installation_id}))
+    params = Filters().params() | {"id": installation_id}
+    for panel in entity_page("instance").panels:
+        assert shown(page, panel.key) == as_shown(asked(warehouse, panel.sql, params)), panel.key
+    assert column(page, "about", "installation_id") == [installation_id]
 
 
 # ---------------------------------------------------------------------------------------------------

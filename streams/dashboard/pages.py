@@ -351,6 +351,17 @@ _PING_USERS = {
                   GROUP BY week""",
     "namespace": "SELECT toDate(0) AS day, toFloat64(0) AS ping_active_users WHERE 0",
 }
+# Who the scope is.
+_ABOUT = {
+    "instance": """SELECT installation_id, instance_uuid, hostname, toString(min(first_ping_at)) AS first_ping,
+                          toString(max(last_ping_at)) AS last_ping
+                   FROM dim_installation WHERE installation_id = {id:String}
+                   GROUP BY installation_id, instance_uuid, hostname""",
+    "account": """SELECT dim_crm_account_id, account_name, crm_account_type, billing_country
+                  FROM dim_crm_account FINAL WHERE dim_crm_account_id = {id:String}""",
+    "namespace": """SELECT toString(namespace_id) AS namespace_id, namespace_name, plan, dim_crm_account_id
+                    FROM dim_namespace FINAL WHERE toString(namespace_id) = {id:String}""",
+}
 # The scope ids alerts use: installation_id for Service Ping / Seat Link rules, the uuid for event rules.
 _ALERT_IDS = {
     "instance": "(SELECT installation_id FROM dim_installation WHERE installation_id = {id:String} UNION ALL "
@@ -382,7 +393,7 @@ def entity_page(scope_type: str) -> Page:
           AND opened_period BETWEEN {{month_from:Date}} AND addDays(addMonths({{month_to:Date}}, 1), -1)
         ORDER BY opened_period, rule"""
     tables = {"instance": ("dim_installation", "fct_ping_instance"),
-              "account": ("dim_namespace", "fct_ping_instance", "prep_ping_subscription"),
+              "account": ("dim_crm_account", "dim_namespace", "fct_ping_instance", "prep_ping_subscription"),
               "namespace": ("dim_namespace",)}[scope_type]
     return Page(
         f"entity-{scope_type}", f"{scope_type.title()}",
@@ -390,6 +401,7 @@ def entity_page(scope_type: str) -> Page:
         "account's namespaces together), Service Ping active users, and the alerts opened for it (marked).",
         ("agg_behavior_active_daily", "alerts", *tables),
         (
+            Panel("about", "Who", _ABOUT[scope_type]),
             Panel("users", "7- and 28-day users", users,
                   Chart("line", "day", ("users_7d", "users_28d", "ping_active_users"), markers="alerts",
                         marker_columns=("opened", "opened_value", "rule"))),
