@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install kafka lint bench clean
+.PHONY: run test install kafka browser lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,17 @@ kafka: $(STAMP)
 run: install
 	@$(BIN)/denomas-usage demo
 
+# The dashboard's browser tests drive Debian's chromium (Playwright cannot download its own browsers here).
+browser:
+	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+		&& echo "installing chromium (apt) for the dashboard's browser tests ..." \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is missing and cannot be installed here: tests/test_dashboard.py will fail"
+
 lint: install
 	@$(BIN)/ruff check streams tests bench
 
-test: install kafka lint
+test: install kafka browser lint
 	@$(BIN)/python -m pytest -ra
 
 bench: install kafka

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import common, fuzz, queries, service_ping, snowplow, warehouse_service
+from bench import common, dashboard, fuzz, queries, service_ping, snowplow, warehouse_service
 from bench.common import Result
 from streams.config import PROJECT_ROOT, Settings
 from streams.kafka import kafka_cluster
@@ -24,7 +24,9 @@ from streams.warehouse_service.process import WarehouseServiceProcess
 
 SUITES = {"service_ping": service_ping.run, "snowplow": snowplow.run, "queries": queries.run,
           "warehouse_service": warehouse_service.run}
-OPTIONAL = {"fuzz": fuzz.run}  # run only when named: `--only fuzz` (the fuzz suite's longer run, bench/fuzz.py)
+# run only when named (`--only fuzz`, `--only dashboard`): the fuzz suite's longer run (bench/fuzz.py) and the
+# dashboard at 100x the sample (bench/dashboard.py, ~20 min: it builds the 100x data first)
+OPTIONAL = {"fuzz": fuzz.run, "dashboard": dashboard.run}
 
 
 def progress(message: str) -> None:

@@ -290,9 +290,20 @@ def run_and_compare(settings: Settings, fleet: DemoFleet,
                     checks: list[str] | None = None) -> list[tuple[str, int, int]]:
     """Send `fleet` through the running system, print the agreement table and the marts; return the table's rows.
     The trusted-data check table goes into `checks` when given (the demo prints it last), else it is printed."""
-    with warehouse_service(settings) as settings, kafka_cluster(settings) as bootstrap:
+    with warehouse_service(settings) as settings, dashboard_process(settings), kafka_cluster(settings) as bootstrap:
         print(f"kafka at {bootstrap}")
         return _compare(settings, fleet, bootstrap, checks)
+
+
+@contextlib.contextmanager
+def dashboard_process(settings: Settings) -> Iterator[None]:
+    """The dashboard while the demo runs (numbers appear as they land); DENOMAS_DASHBOARD_PORT, else 8050 when free."""
+    from streams.dashboard import DashboardProcess, dashboard_port, port_if_free
+
+    with DashboardProcess(settings, port_if_free(dashboard_port())) as board:
+        print(f"dashboard at {board.url}/ (while the demo runs; afterwards: `denomas-usage warehouse` and "
+              f"`denomas-usage dashboard` with DENOMAS_DATA_DIR={settings.data_dir})")
+        yield
 
 
 def _compare(settings: Settings, fleet: DemoFleet, bootstrap: str,

@@ -72,7 +72,7 @@ class ServerWarehouse:
     """A ClickHouse server through clickhouse-connect (CLICKHOUSE_URL=http://user:pass@host:8123), or the embedded
     engine's warehouse service, which speaks the same protocol. `database` defaults to the project's."""
 
-    def __init__(self, url: str, database: str = DATABASE) -> None:
+    def __init__(self, url: str, database: str = DATABASE, create_database: bool = True) -> None:
         import clickhouse_connect
         from clickhouse_connect import common
 
@@ -88,8 +88,8 @@ class ServerWarehouse:
                       "password": os.environ.get("DENOMAS_WAREHOUSE_PASSWORD", parts.password or ""),
                       "secure": parts.scheme == "https"}
         admin = clickhouse_connect.get_client(**connection)
-        if not admin.query("SELECT count() FROM system.databases WHERE name = {d:String}",
-                           parameters={"d": database}).result_rows[0][0]:  # readers may not create it
+        if create_database and not admin.query("SELECT count() FROM system.databases WHERE name = {d:String}",
+                                               parameters={"d": database}).result_rows[0][0]:  # readers may not
             admin.command(f"CREATE DATABASE IF NOT EXISTS {_check_identifier(database)}")
         admin.close()
         self._client = clickhouse_connect.get_client(**connection, database=database)

@@ -2,7 +2,7 @@
 
 One module per command group; each holds a `typer.Typer()` named `app` whose commands are mounted at the top:
 
-  pipeline.py   demo, warehouse, worker, collector, broker start, migrate, query, releases load
+  pipeline.py   demo, warehouse, dashboard, worker, collector, broker start, migrate, query, releases load
   reference.py  reference load | columns | sample, report match-rate, export cs-mart
   marts.py      catalog, show
   alerts.py     alerts list | backtest | validate

@@ -59,6 +59,19 @@ def warehouse(
 
 
 @app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="default: DENOMAS_DASHBOARD_PORT, else 8050",
+                                             show_default=False)] = None,
+) -> None:
+    """Serve the dashboard (xMAU, accounts, version lag, ..., pipeline health); it reads through the warehouse as
+    DENOMAS_WAREHOUSE_USER (README "Dashboard")."""
+    from streams.dashboard import dashboard as serve_dashboard
+
+    raise typer.Exit(serve_dashboard(Settings.from_env(), host, port))
+
+
+@app.command()
 def worker(
     loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "WARNING",
     workers: Annotated[int, typer.Option(help="worker processes sharing the partitions")] = 1,
