@@ -277,7 +277,10 @@ def _choose(fleet: DemoFleet) -> Subjects:
     by_uuid: dict[str, set[str]] = defaultdict(set)
     for ping in fleet.pings:
         by_uuid[ping.uuid].add(ping.hostname)
-    instance = max(sorted(set(fleet.snowplow.instances) & set(by_uuid)),
+    # Seat Link clients older than 14.x send neither uuid nor host name: only an instance whose reports name it
+    # can have its Seat Links erased (README "Erasure"), so the test erases one of those.
+    named = {s.instance_uuid for s in fleet.seat_links if s.generation == "14.x"}
+    instance = max(sorted(set(fleet.snowplow.instances) & set(by_uuid) & named),
                    key=lambda u: sum(r.instance_id == u for r in rows))
     return Subjects(user, tops[-1], instance, by_uuid[instance])
 
