@@ -49,7 +49,8 @@ INSTANCE_COLUMNS = ("instance_uuid", "instance_id")
 HOST_COLUMNS = ("hostname", "host")  # Service Ping, Seat Link and Version Check host names (not events' host_name)
 SAAS_ROWS = "(realm = 'saas' OR deployment_type = '.com')"  # the rule of clickhouse/067 prep_behavior_event_scope
 ATTEMPTS = 3  # runs of one erasure until its proof is clean
-SUBJECT_SOURCES = ("snowplow", "service_ping", "seat_link")  # dead letters whose bytes name a user or instance
+# dead letters whose bytes name a user, an instance or a host
+SUBJECT_SOURCES = ("snowplow", "service_ping", "seat_link", "version_check")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -155,7 +156,8 @@ def _event_subjects_raw(event: Any) -> list[Subject]:
 
 
 def letter_subjects(source: str, original: bytes | str) -> list[Subject]:
-    """Subjects named in a dead letter's original bytes (Snowplow events, Service Ping or Seat Link JSON)."""
+    """Subjects named in a dead letter's (or a raw record's) bytes: Snowplow events, Service Ping, Seat Link or
+    Version Check JSON."""
     if source not in SUBJECT_SOURCES:
         return []
     try:
@@ -169,6 +171,12 @@ def letter_subjects(source: str, original: bytes | str) -> list[Subject]:
         return [subject for event in events for subject in _event_subjects_raw(event)]
     if not isinstance(document, dict):
         return []
+    if source == "version_check":  # the raw check's envelope: the instance is known by the referer's host
+        from streams.enrich.version_check import host_from_referer
+
+        referer = document.get("referer")
+        host = host_from_referer(referer) if isinstance(referer, str) else ""
+        return [("host", host)] if host else []
     ids = (document.get("uuid"), document.get("instance_id"), (document.get("metadata") or {}).get("uuid")
            if isinstance(document.get("metadata"), dict) else None,
            (document.get("error") or {}).get("uuid") if isinstance(document.get("error"), dict) else None)

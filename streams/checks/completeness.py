@@ -8,7 +8,8 @@ Per partition, an offset is accounted for when
   - the record, read back from Kafka, has an identity the warehouse holds: a ping's ping_id (a resent ping lands
     once, so its second offset is accounted by content), an error or metadata report's report_id, a Seat Link's
     seat_link_id, a version check's check_id, any event_id of a Snowplow request (a tracker's retry lands nothing
-    new: its events are stored from the first request). Only offsets not accounted by position are read back.
+    new: its events are stored from the first request). Only offsets not accounted by position are read back, or
+  - the record names an erased subject (streams/erase.py: its rows were deleted on purpose and the sinks drop it).
 The result per partition: "complete through offset N (time T)", N the last offset of the gap-free prefix. Offsets
 after a gap while the worker's group still has lag on the source's topics are in flight (warn); a gap while the group
 has no lag is data that was accepted and never landed (fail).
@@ -101,13 +102,17 @@ class Accounting:
     normalized_topic: str
     identity: Callable[[object], list[Identity]]
     offset_table: str | None = None  # a table keeping kafka_partition / kafka_offset of this topic
+    source: str = ""  # the dead-letter source name: the subjects an erasure may have removed (erase.letter_subjects)
 
 
 ACCOUNTING = {
-    TOPIC_RAW_SERVICE_PING: Accounting(TOPIC_NORMALIZED_SERVICE_PING, service_ping_identity, "raw_service_ping"),
-    TOPIC_RAW_SEAT_LINK: Accounting(TOPIC_NORMALIZED_SEAT_LINK, seat_link_identity),
-    TOPIC_RAW_VERSION_CHECK: Accounting(TOPIC_NORMALIZED_VERSION_CHECK, version_check_identity),
-    TOPIC_RAW_SNOWPLOW: Accounting(TOPIC_NORMALIZED_SNOWPLOW, snowplow_identity, "fct_behavior_structured_event"),
+    TOPIC_RAW_SERVICE_PING: Accounting(TOPIC_NORMALIZED_SERVICE_PING, service_ping_identity, "raw_service_ping",
+                                       "service_ping"),
+    TOPIC_RAW_SEAT_LINK: Accounting(TOPIC_NORMALIZED_SEAT_LINK, seat_link_identity, source="seat_link"),
+    TOPIC_RAW_VERSION_CHECK: Accounting(TOPIC_NORMALIZED_VERSION_CHECK, version_check_identity,
+                                        source="version_check"),
+    TOPIC_RAW_SNOWPLOW: Accounting(TOPIC_NORMALIZED_SNOWPLOW, snowplow_identity, "fct_behavior_structured_event",
+                                   "snowplow"),
 }
 
 
@@ -122,6 +127,17 @@ def _positions(warehouse: Warehouse, topic: str, accounting: Accounting) -> dict
         for partition, offset in warehouse.query(sql, {"topic": topic}).rows:
             found[int(partition)].add(int(offset))
     return found
+
+
+def _erased(warehouse: Warehouse, source: str, records: dict[int, object]) -> set[int]:
+    """Offsets whose record names an erased user, namespace or instance (nothing of it may land)."""
+    from streams.erase import letter_subjects, load_erasure_list
+
+    erasures = load_erasure_list(warehouse)
+    if not erasures.digests or not source:
+        return set()
+    return {offset for offset, record in records.items()
+            if erasures.erased(letter_subjects(source, record.value))}  # type: ignore[attr-defined]
 
 
 def _runs(offsets: list[int]) -> list[tuple[int, int]]:
@@ -198,6 +214,8 @@ async def _completeness(warehouse: Warehouse, settings: Settings, bootstrap: str
                 except Exception:  # not a record the pipeline could store: it should be a dead letter
                     continue
             found = await asyncio.to_thread(_stored, warehouse, identities)
+            found |= await asyncio.to_thread(_erased, warehouse, accounting.source,
+                                             {o: r for o, r in records.items() if o not in found})
             unaccounted = [o for o in missing if o not in found]
             through = (unaccounted[0] if unaccounted else ends[tp]) - 1
             at = (await _read(consumer, tp, [through])).get(through) if through >= starts[tp] else None
