@@ -442,7 +442,8 @@ def run_fuzz(settings: Settings, bootstrap: str, examples: int, seed: int | None
         valid = send_valid(collector)
         drain(settings, bootstrap, worker)
         alive_after = worker.alive()
-        logs = {"collector": collector_process.log_tail(200), "worker": worker.log_tail()}
+        logs = {"collector": collector_process.log_tail(200), "worker": worker.log_tail(),
+                "collector_path": str(collector_process.log_path)}
     finally:
         worker.stop()
         collector_process.stop()
