@@ -6,6 +6,7 @@ request it was."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import contextlib
@@ -19,7 +20,8 @@ import pytest
 from streams import metrics
 from streams.collector import common as collector_common
 from streams.collector import version_check as version_check_collector
-from tests.hostile_support import Answer, ThreadCollector, own_settings, thread_collector
+from streams.config import TOPIC_RAW_SNOWPLOW
+from tests.hostile_support import Answer, ThreadCollector, consume_all, own_settings, thread_collector
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +134,21 @@ def test_a_handler_bug_is_a_500_whose_log_line_names_the_request(collector: Thre
     [record] = [r for r in caplog.records if incident in r.getMessage()]
     assert "GET /check.json?gitlab_info=" in record.getMessage() and "marker=bug-5xx" in record.getMessage()
     assert record.exc_info and isinstance(record.exc_info[1], RuntimeError)
+
+
+@pytest.mark.parametrize("odd", [{"cx": 5}, {"cx": None}, {"cx": ["e30"]}, {"cx": {"schema": "x"}}, {"ue_px": 1.5},
+                                 {"co": 7, "cx": "e30"}])
+def test_a_context_that_is_not_text_is_accepted_for_the_agent_to_refuse(collector: ThreadCollector,
+                                                                        kafka_bootstrap: str, odd: dict):
+    """JSON lets `cx` (base64 contexts) be a number, null, list or object: choosing the Kafka key (the user in the
+    contexts) called .strip() on it, a 500 for the whole request. The event is accepted like any other the agent
+    checks (its protocol schema wants a string: a bad row)."""
+    marker = f"odd-context-{time.time_ns()}"
+    event = {"e": "se", "p": "web", "tv": "py-1.1.0", "se_ca": marker, "se_ac": "a"} | odd
+    body = orjson.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                         "data": [event]})
+    answer = collector.request("POST", TP2, body, {"Content-Type": "application/json"})
+    assert answer.status == 200, answer
+    records = asyncio.run(consume_all(kafka_bootstrap, collector.settings.topic(TOPIC_RAW_SNOWPLOW)))
+    [published] = [r for r in records if marker.encode() in r.value]
+    assert orjson.loads(published.value) == [event]
