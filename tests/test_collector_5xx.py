@@ -152,3 +152,23 @@ def test_a_context_that_is_not_text_is_accepted_for_the_agent_to_refuse(collecto
     records = asyncio.run(consume_all(kafka_bootstrap, collector.settings.topic(TOPIC_RAW_SNOWPLOW)))
     [published] = [r for r in records if marker.encode() in r.value]
     assert orjson.loads(published.value) == [event]
+
+
+HUGE_MODEL = "1" * 5000  # Python refuses int() of more than 4,300 digits (ValueError)
+
+
+def test_a_payload_schema_with_a_huge_model_number_is_422(collector: ThreadCollector):
+    body = orjson.dumps({"schema": f"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/{HUGE_MODEL}-0-4",
+                         "data": [{"e": "pv"}]})
+    answer = collector.request("POST", TP2, body, {"Content-Type": "application/json"})
+    assert answer.status == 422, answer
+    assert orjson.loads(answer.body)["error"].startswith("schema must be iglu:")
+
+
+def test_a_context_schema_with_a_huge_model_number_is_accepted(collector: ThreadCollector):
+    contexts = {"schema": f"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/{HUGE_MODEL}-0-0", "data": []}
+    event = {"e": "se", "p": "web", "tv": "py-1.1.0", "se_ca": "c", "se_ac": "a", "co": orjson.dumps(contexts).decode()}
+    body = orjson.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                         "data": [event]})
+    answer = collector.request("POST", TP2, body, {"Content-Type": "application/json"})
+    assert answer.status == 200, answer
