@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Result
 from streams import config
-from streams.config import Settings
+from streams.collector import INTERNAL_ERROR
+from streams.config import PROJECT_ROOT, Settings
 from tests.fuzz_support import RAW_TOPICS, free_port, letter_identity, run_fuzz, run_raw_fuzz
 
 EXAMPLES, QUICK_EXAMPLES = 400, 80  # per endpoint (the tests send 40)
@@ -51,7 +54,11 @@ def _endpoints(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[s
         progress(f"fuzz: {answer.status} for {request.method} {request.path[:300]!r} headers {request.headers} "
                  f"body {request.body[:300]!r}: {answer.body[:300]!r}")
     if tally.server_errors:
-        progress(f"fuzz: the collector's log ends:\n{result['logs']['collector']}")
+        kept = keep_log(Path(result["logs"]["collector_path"]), seed)
+        tracebacks = handler_errors(kept.read_text(errors="replace"))
+        progress(f"fuzz: the collector's log is kept in {kept}; its handler errors ({len(tracebacks)}):\n"
+                 + "\n".join(tracebacks[-10:]) if tracebacks else f"fuzz: the collector's log ({kept}) ends:\n"
+                 f"{result['logs']['collector']}")
     letters = got["dead_letters"]
     accounted = (letters.get("service_ping", 0) == tally.accepted["service_ping"]
                  and got["seat_links"] + letters.get("seat_link", 0) == tally.accepted["seat_link"] + 1
@@ -75,6 +82,31 @@ def _endpoints(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[s
         Result("fuzz: collector peak RSS", round(rss["collector_peak"], 1), "MiB"),
         Result("fuzz: worker peak RSS", round(rss["worker_peak"], 1), "MiB"),
     ]
+
+
+def keep_log(log: Path, seed: int) -> Path:
+    """A copy of a run's collector log under bench/results/ (the run's own directory is deleted after the bench)."""
+    out = PROJECT_ROOT / "bench" / "results" / f"fuzz-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-seed{seed}-collector.log"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(log, out)
+    return out
+
+
+def handler_errors(log: str) -> list[str]:
+    """The tracebacks of requests answered 500: the collector's own log line for one (INTERNAL_ERROR) or aiohttp's
+    ("Error handling request"), each up to the exception's line (the first after "Traceback" that is not indented).
+    aiohttp logs its parser's 400s under the same words: those (an HttpProcessingError) are left out."""
+    blocks: list[list[str]] = []
+    open_ = False
+    for line in log.splitlines():
+        if "Error handling request" in line or f"{INTERNAL_ERROR} (answered 500" in line:
+            blocks.append([line])
+            open_ = True
+        elif open_:
+            blocks[-1].append(line)
+            chained = line.startswith(("Traceback", "During handling", "The above")) or not line.strip()
+            open_ = line.startswith(" ") or chained
+    return ["\n".join(b) for b in blocks if "aiohttp.http_exceptions." not in "\n".join(b)]
 
 
 def _raw_topics(bootstrap: str, workdir: Path, quick: bool, progress: Callable[[str], None], seed: int) -> list[Result]:

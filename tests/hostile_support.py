@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -45,6 +46,13 @@ class ThreadCollector:
             response = http.client.HTTPResponse(sock, method=method)
             response.begin()
             return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+
+
+def own_settings(tmp_path_factory: Any, prefix: str) -> Settings:
+    """Settings of a test's own (data dir, topic prefix, app id), so its records meet no other test's."""
+    name = tmp_path_factory.mktemp(prefix).name
+    return Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"{prefix}-{name}.",
+                             app_id=f"test-{name}")
 
 
 @contextmanager

@@ -17,9 +17,9 @@ import pytest
 
 from streams.collector import common as collector_common
 from streams.collector import snowplow as snowplow_collector
-from streams.config import TOPIC_RAW_SNOWPLOW, Settings
+from streams.config import TOPIC_RAW_SNOWPLOW
 from streams.enrich.pseudonym import pseudonym
-from tests.hostile_support import ThreadCollector, consume_all, thread_collector
+from tests.hostile_support import ThreadCollector, consume_all, own_settings, thread_collector
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,7 @@ EVENT = {"e": "se", "p": "web", "tv": "py-1.1.0", "se_ca": "c", "se_ac": "a", "d
 
 @pytest.fixture(scope="module")
 def collector(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
-    name = tmp_path_factory.mktemp("hostile").name
-    settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"h-{name}.",
-                                 app_id=f"test-{name}")
-    with thread_collector(kafka_bootstrap, settings) as running:
+    with thread_collector(kafka_bootstrap, own_settings(tmp_path_factory, "hostile")) as running:
         yield running
 
 
@@ -174,11 +171,8 @@ def _health_latencies(collector: ThreadCollector, count: int = 5) -> list[float]
 def test_slow_clients_and_an_oversized_request_leave_health_fast(kafka_bootstrap: str, monkeypatch,
                                                                  tmp_path_factory: pytest.TempPathFactory):
     monkeypatch.setattr(collector_common, "BODY_READ_SECONDS", 1.0)
-    monkeypatch.setattr(snowplow_collector, "BODY_READ_SECONDS", 1.0)
     monkeypatch.setattr(collector_common, "HEADER_READ_SECONDS", 2.0)
-    name = tmp_path_factory.mktemp("slow").name
-    settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"s-{name}.",
-                                 app_id=f"test-{name}")
+    settings = own_settings(tmp_path_factory, "slow")
     head = (f"POST {TP2} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             "Content-Length: 100000\r\n\r\n{").encode()
     ping_head = b"POST /usage_data HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n{"

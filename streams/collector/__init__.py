@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -26,15 +27,19 @@ from streams.collector.common import (
     decode_body,
     error_response,
     parse_json_object,
+    safe_text,
 )
 from streams.config import Settings
 from streams.kafka import RepeatFilter, limit_repeated_logs
 from streams.topics import ensure_topics
 
+log = logging.getLogger(__name__)
+
 __all__ = ["BadRequest", "Collector", "Publisher", "RunningCollector", "build_app", "decode_body",
            "parse_json_object", "serve"]
 
 SOURCES = [service_ping, seat_link, version_check, snowplow]
+INTERNAL_ERROR = "internal error"  # the start of the log line of a request answered 500 (bench/fuzz.py looks for it)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -46,6 +51,13 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(exc.status, exc.reason)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+    except web.HTTPException:
+        raise  # aiohttp's own answers (404, 405)
+    except Exception:  # a bug: its traceback is logged with the request, and the answer names the log line
+        incident = uuid.uuid4().hex[:12]
+        log.exception("%s (answered 500, incident %s) for %s %s", INTERNAL_ERROR, incident, request.method,
+                      safe_text(str(request.rel_url))[:300])
+        return error_response(500, f"{INTERNAL_ERROR}; logged as incident {incident}")
 
 
 class MalformedRequestFilter(RepeatFilter):

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from streams.collector.common import BODY_READ_SECONDS, BadRequest, Collector, decode_body
+from streams.collector.common import BadRequest, Collector, body_read_errors, decode_body
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SNOWPLOW
 from streams.enrich.geo import encode_location, locate
 from streams.enrich.personal import pseudonymize_event, redact_bytes, redact_reason
@@ -94,13 +94,10 @@ class TooLarge(Exception):
 
 
 async def read_limited(request: web.Request) -> bytes:
-    """The body within BODY_READ_SECONDS (else 408); over the limit, TooLarge with its first MiB (answered as a
-    bad row, not a retryable 413)."""
-    try:
-        async with asyncio.timeout(BODY_READ_SECONDS):
-            return await _read_limited(request)
-    except TimeoutError as exc:
-        raise BadRequest(408, f"body not received within {BODY_READ_SECONDS:.0f} s") from exc
+    """The body within BODY_READ_SECONDS (else 408, see body_read_errors); over the limit, TooLarge with its first
+    MiB (answered as a bad row, not a retryable 413)."""
+    async with body_read_errors():
+        return await _read_limited(request)
 
 
 async def _read_limited(request: web.Request) -> bytes:

@@ -18,7 +18,9 @@ from streams.config import SCHEMAS_DIR
 from streams.enrich.fastschema import CompiledValidator
 
 SNOWPLOW_SCHEMAS_DIR = SCHEMAS_DIR / "snowplow"
-_URI = re.compile(r"^iglu:([a-zA-Z0-9_.-]+)/([a-zA-Z0-9_-]+)/([a-zA-Z0-9_-]+)/([1-9][0-9]*-[0-9]+-[0-9]+)$")
+# SchemaVer parts of at most 9 digits: `model` is an int, and Python refuses int() of more than 4,300 digits (a
+# ValueError where callers expect None for "not an iglu URI").
+_URI = re.compile(r"^iglu:([a-zA-Z0-9_.-]+)/([a-zA-Z0-9_-]+)/([a-zA-Z0-9_-]+)/([1-9][0-9]{0,8}-[0-9]{1,9}-[0-9]{1,9})$")
 
 
 @dataclass(frozen=True)

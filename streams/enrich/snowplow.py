@@ -186,6 +186,8 @@ def _self_describing_param(event: dict, plain: str, encoded: str) -> Any:
         name, text = plain, event[plain]
     elif encoded in event:
         name = encoded
+        if not isinstance(event[encoded], str):  # JSON lets it be anything; only text is base64
+            raise BadEvent(BAD_SCHEMA, [f"{name}: expected a base64 string, got {type(event[encoded]).__name__}"])
         try:
             text = b64decode_any(event[encoded]).decode()
         except (binascii.Error, ValueError) as exc:
