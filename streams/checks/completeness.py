@@ -41,6 +41,7 @@ from streams.config import (
     TOPIC_RAW_VERSION_CHECK,
     Settings,
 )
+from streams.erase import ErasureList, letter_subjects, load_erasure_list
 from streams.kafka import OffsetProbe
 from streams.warehouse import Warehouse
 
@@ -129,11 +130,8 @@ def _positions(warehouse: Warehouse, topic: str, accounting: Accounting) -> dict
     return found
 
 
-def _erased(warehouse: Warehouse, source: str, records: dict[int, object]) -> set[int]:
+def _erased(erasures: ErasureList, source: str, records: dict[int, object]) -> set[int]:
     """Offsets whose record names an erased user, namespace or instance (nothing of it may land)."""
-    from streams.erase import letter_subjects, load_erasure_list
-
-    erasures = load_erasure_list(warehouse)
     if not erasures.digests or not source:
         return set()
     return {offset for offset, record in records.items()
@@ -197,6 +195,7 @@ async def _completeness(warehouse: Warehouse, settings: Settings, bootstrap: str
         lag = await probe.group_lag(settings.app_id, [topic, settings.topic(accounting.normalized_topic),
                                                       settings.topic(TOPIC_DLQ)])
     known = await asyncio.to_thread(_positions, warehouse, topic, accounting)
+    erasures = await asyncio.to_thread(load_erasure_list, warehouse)  # once per check, not per partition
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 max_partition_fetch_bytes=16 * 1024 * 1024)
     await consumer.start()
@@ -214,8 +213,7 @@ async def _completeness(warehouse: Warehouse, settings: Settings, bootstrap: str
                 except Exception:  # not a record the pipeline could store: it should be a dead letter
                     continue
             found = await asyncio.to_thread(_stored, warehouse, identities)
-            found |= await asyncio.to_thread(_erased, warehouse, accounting.source,
-                                             {o: r for o, r in records.items() if o not in found})
+            found |= _erased(erasures, accounting.source, {o: r for o, r in records.items() if o not in found})
             unaccounted = [o for o in missing if o not in found]
             through = (unaccounted[0] if unaccounted else ends[tp]) - 1
             at = (await _read(consumer, tp, [through])).get(through) if through >= starts[tp] else None
