@@ -493,8 +493,9 @@ def test_a_collector_that_allows_replays_answers_as_of_the_day_given(kafka_boots
 
     async def run() -> list[tuple[int, dict]]:
         await ensure_topics(kafka_bootstrap, settings)
-        return [await ask(replay, day) for replay, day in ((True, day_65), (False, day_65),
-                                                           (True, (TODAY + timedelta(days=1)).isoformat()))]
+        # tomorrow as of the request, not of the import: a suite may run across midnight (UTC)
+        tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+        return [await ask(replay, day) for replay, day in ((True, day_65), (False, day_65), (True, tomorrow))]
 
     (replayed, answer), (ignored, today_answer), (ahead, error) = asyncio.run(run())
     assert (replayed, answer["severity"], answer["latest_version"]) == (200, "warning", "18.1.1")
