@@ -28,7 +28,7 @@ browser:
 	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
 		&& echo "installing chromium (apt) for the dashboard's browser tests ..." \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "chromium is missing and cannot be installed here: tests/test_dashboard.py will fail"
+		|| echo "chromium is missing and cannot be installed here: tests/browser/test_dashboard.py will fail"
 
 lint: install
 	@$(BIN)/ruff check streams tests bench

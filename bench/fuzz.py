@@ -1,5 +1,5 @@
 """The fuzz suite's longer run (`python -m bench --only fuzz`): more hostile requests per endpoint and more hostile
-records per raw topic than the tests (tests/test_fuzz_*.py), with a new random seed each run (printed, so a finding
+records per raw topic than the tests (tests/*/test_fuzz_*.py), with a new random seed each run (printed, so a finding
 can be replayed with fuzz_support's `seed`), against the collector and a worker as child processes. Reports
 requests, statuses, 5xx, refusals without a reason, whether every accepted invalid request and every hostile record
 became a dead letter or bad row, whether valid records landed after them, and the processes' peak RSS. Nothing is
@@ -20,7 +20,7 @@ from bench.common import Result
 from streams import config
 from streams.collector import INTERNAL_ERROR
 from streams.config import PROJECT_ROOT, Settings
-from tests.fuzz_support import RAW_TOPICS, free_port, letter_identity, run_fuzz, run_raw_fuzz
+from tests.support.fuzz import RAW_TOPICS, free_port, letter_identity, run_fuzz, run_raw_fuzz
 
 EXAMPLES, QUICK_EXAMPLES = 400, 80  # per endpoint (the tests send 40)
 SEED_ENV = "DENOMAS_FUZZ_SEED"  # replay a run: the seed it printed

@@ -328,7 +328,7 @@ def _compare(settings: Settings, fleet: DemoFleet, bootstrap: str,
     return rows + [("Trusted-data checks failing at error level (denomas-usage check)", 0, int(checks_failed))]
 
 
-# Every mart or report the demo prints (tests/test_demo.py checks that none is empty after a run).
+# Every mart or report the demo prints (tests/pipeline/test_demo.py checks that none is empty after a run).
 PRINTED_MARTS = ("rpt_xmau_monthly", "rpt_version_lag_monthly", "rpt_license_match_rate",
                  "mart_product_usage_paid_user_metrics_monthly", "mart_saas_usage_namespace_monthly")
 

@@ -1,4 +1,10 @@
-"""Shared fixtures. Integration tests get a real Kafka broker: KAFKA_BOOTSTRAP_SERVERS or a local one."""
+"""Shared fixtures. Integration tests get a real Kafka broker: KAFKA_BOOTSTRAP_SERVERS or a local one.
+
+Tests are arranged by level: unit/ (pure logic: no broker, no engine; its conftest turns the warehouse fixtures
+off), integration/ (the real broker and/or the warehouse engine), pipeline/ (collector + worker processes), faults/
+(processes, broker or disk failing), browser/ (the dashboard in chromium). Every test outside unit/ is marked
+`integration`; helpers live in tests/support/.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,23 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from fresh import new_database
 
 from streams.config import Settings
 from streams.kafka import BrokerUnavailable, kafka_cluster
 from streams.warehouse import ServerWarehouse, migrate
 from streams.warehouse_service.process import WarehouseServiceProcess
+from tests.support.fresh import new_database
+
+TESTS_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(TESTS_DIR).parts[0] != "unit":
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.faults import FaultResult
-from tests.faults_support import Outcome
+from tests.support.faults import Outcome
 
 
 def fault_result(scenario: str, outcome: Outcome, note: str = "") -> FaultResult:

@@ -13,7 +13,7 @@ from bench.faults import FaultEnv, FaultResult, Scenario
 from bench.faults.outcome import fault_result
 from streams.fleet import generate_fleet
 from streams.fleet_snowplow import generate_snowplow
-from tests.faults_support import run_warehouse_fault
+from tests.support.faults import run_warehouse_fault
 
 SEED = 7
 FAULT_SECONDS = 30

@@ -14,7 +14,7 @@ from bench.faults import FaultEnv, FaultResult, Scenario
 from bench.faults.outcome import fault_result
 from streams.fleet import generate_fleet
 from streams.fleet_snowplow import generate_snowplow
-from tests.faults_support import run_worker_kills
+from tests.support.faults import run_worker_kills
 
 SEED = 5
 # The generator's weeks start on 2026-06-01: 26 weeks stay in the past (an event "from the future" is put on the

@@ -18,7 +18,7 @@ Adding a command:
    the function and ends with `raise typer.Exit(code)`. A sub-group (`denomas-usage export cs-mart`) is a
    `typer.Typer(help=...)` added with `app.add_typer(group, name="export")`.
    Long work shows progress with `streams.progress.ItemProgress` (a bar on a terminal, plain lines otherwise).
-3. tests/test_cli_help.py checks that every command and option has help; list the command in the README.
+3. tests/unit/test_cli_help.py checks that every command and option has help; list the command in the README.
 
 `main(argv)` returns the exit status instead of exiting, for tests; `python -m streams.cli` and
 `python -m streams` run the same app (child processes use `[sys.executable, "-m", "streams.cli", ...]`).

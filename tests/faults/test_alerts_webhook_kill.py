@@ -14,12 +14,12 @@ import pytest
 import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from alert_receiver import Receiver
 
 from streams.config import TOPIC_ALERTS, Settings
 from streams.demo import wait_until_landed
 from streams.topics import ensure_topics
 from streams.worker import WorkerProcess
+from tests.support.alert_receiver import Receiver
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import os
 import shutil
 
 import pytest
-from faults_support import Outcome, run_warehouse_fault
 
 from streams.fleet import generate_fleet
 from streams.fleet_snowplow import generate_snowplow
+from tests.support.faults import Outcome, run_warehouse_fault
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from faults_support import Outcome, run_worker_kills
 
 from streams.fleet import generate_fleet
 from streams.fleet_snowplow import generate_snowplow
+from tests.support.faults import Outcome, run_worker_kills
 
 pytestmark = pytest.mark.integration
 

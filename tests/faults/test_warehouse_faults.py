@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from faults_support import small_tmpfs
 
 from streams.agents.common import WAREHOUSE_HEALTH, PoisonBatch, write_with_retry
 from streams.warehouse import RowsRefused, is_data_error
 from streams.warehouse_service.embedded import ChdbWarehouse
+from tests.support.faults import small_tmpfs
 
 pytestmark = pytest.mark.integration
 

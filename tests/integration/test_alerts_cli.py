@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-from alert_samples import MONDAY, RULES, metric_rows, ping_rows, reference
 
 from streams.alerts import store
 from streams.alerts.engine import Engine
@@ -16,6 +15,7 @@ from streams.alerts.rules import parse_config
 from streams.cli import main
 from streams.config import Settings
 from streams.warehouse import migrate, open_warehouse
+from tests.support.alert_samples import MONDAY, RULES, metric_rows, ping_rows, reference
 
 WEEK = [(MONDAY + timedelta(weeks=i)).isoformat() for i in range(8)]
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alert_samples import (
+from streams.alerts import store
+from streams.alerts.engine import Engine
+from streams.alerts.landed import Landed
+from streams.alerts.rules import parse_config
+from streams.config import Settings
+from streams.warehouse import migrate, open_warehouse
+from tests.support.alert_samples import (
     MONDAY,
     RULES,
     SEATS,
@@ -16,13 +22,6 @@ from alert_samples import (
     ping_rows,
     reference,
 )
-
-from streams.alerts import store
-from streams.alerts.engine import Engine
-from streams.alerts.landed import Landed
-from streams.alerts.rules import parse_config
-from streams.config import Settings
-from streams.warehouse import migrate, open_warehouse
 
 
 def test_engine_opens_and_resolves_once_incrementally(tmp_path):

@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alert_samples import (
+
+from streams.alerts.evaluate import Point
+from streams.alerts.rules import parse_config
+from streams.alerts.signals import SignalReader
+from streams.config import Settings
+from streams.warehouse import migrate, open_warehouse
+from tests.support.alert_samples import (
     EVENT_DAYS,
     EVENT_START,
     INSTALLS,
@@ -23,12 +29,6 @@ from alert_samples import (
     ping_rows,
     reference,
 )
-
-from streams.alerts.evaluate import Point
-from streams.alerts.rules import parse_config
-from streams.alerts.signals import SignalReader
-from streams.config import Settings
-from streams.warehouse import migrate, open_warehouse
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from streams.kafka import consumer_group_lag, create_topics
 
 pytestmark = pytest.mark.integration
-PROBE = Path(__file__).with_name("faust_batch_probe.py")
+PROBE = Path(__file__).parents[1] / "support" / "faust_batch_probe.py"
 
 
 async def _lag_after_a_failing_batch(bootstrap: str, name: str, kind: str, workdir: Path) -> tuple[str, int]:

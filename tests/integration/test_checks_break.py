@@ -9,13 +9,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fresh import fresh_warehouse
 
 from streams.checks.model import Catalog
 from streams.checks.runner import alert_events, format_run, run_checks, run_one
 from streams.checks.spec import FAIL, PASS, WARN, Check, load_checks
 from streams.config import Settings
 from streams.warehouse import migrate
+from tests.support.fresh import fresh_warehouse
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 GOLDEN_UUID = "c8913d7e-f5fc-49ab-a542-972c6450fee0"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fresh import fresh_warehouse
 
 from streams.checks.spec import Check, SpecError, load_checks
 from streams.warehouse import migrate
+from tests.support.fresh import fresh_warehouse
 
 
 def test_every_dimensional_model_has_a_unique_grain_check(tmp_path):

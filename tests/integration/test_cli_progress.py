@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import io
 
-from fresh import new_database
-
 from streams.cli import main
 from streams.progress import ItemProgress
 from streams.warehouse import MIGRATIONS_DIR, load_migrations
+from tests.support.fresh import new_database
 
 
 class _Terminal(io.StringIO):

@@ -21,7 +21,7 @@ from streams import metrics
 from streams.collector import common as collector_common
 from streams.collector import version_check as version_check_collector
 from streams.config import TOPIC_RAW_SNOWPLOW
-from tests.hostile_support import Answer, ThreadCollector, consume_all, own_settings, thread_collector
+from tests.support.hostile import Answer, ThreadCollector, consume_all, own_settings, thread_collector
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from streams.collector import common as collector_common
 from streams.collector import snowplow as snowplow_collector
 from streams.config import TOPIC_RAW_SNOWPLOW
 from streams.enrich.pseudonym import pseudonym
-from tests.hostile_support import ThreadCollector, consume_all, own_settings, thread_collector
+from tests.support.hostile import ThreadCollector, consume_all, own_settings, thread_collector
 
 pytestmark = pytest.mark.integration
 

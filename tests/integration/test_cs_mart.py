@@ -20,7 +20,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from usage_samples import land_pings, land_seat_links, load_reference, seat_links
 
 from streams.config import Settings
 from streams.cs_mart import CS_MART_METRICS, MART, export, read_mart
@@ -28,6 +27,7 @@ from streams.enrich.service_ping import installation_id_for, ping_id_for
 from streams.fleet import fleet_licenses, generate_fleet
 from streams.fleet_reference import account_id_for, current_subscription_id, fleet_reference
 from streams.warehouse import migrate, open_warehouse
+from tests.support.usage_samples import land_pings, land_seat_links, load_reference, seat_links
 
 INSTANCES, WEEKS, SEED = 16, 10, 11
 _TIERS = {"EE": "Starter", "EES": "Starter", "EEP": "Premium", "EEU": "Ultimate"}
@@ -195,7 +195,7 @@ def test_metric_columns_are_the_documented_list(mart):
     names = [name for name, _ in schema]
     assert names[-len(CS_MART_METRICS):] == [column for column, _ in CS_MART_METRICS]
     assert all(ch_type == "Nullable(Float64)" for _, ch_type in schema[-len(CS_MART_METRICS):])
-    sql = next(Path(__file__).parent.parent.joinpath("clickhouse").glob(f"*_{MART}.sql")).read_text()
+    sql = next(Path(__file__).parents[2].joinpath("clickhouse").glob(f"*_{MART}.sql")).read_text()
     for column, path in CS_MART_METRICS:
         assert f"maxIf(metric_value, metrics_path = '{path}') AS {column}" in sql
 

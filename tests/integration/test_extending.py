@@ -14,7 +14,6 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from fresh import fresh_warehouse
 
 from streams import cli
 from streams.agents.event_metrics import start_event_metrics
@@ -26,6 +25,7 @@ from streams.enrich.iglu import Registry
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.snowplow import BadEvent, Receipt, normalize_event
 from streams.warehouse import Warehouse
+from tests.support.fresh import fresh_warehouse
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 KEY = b"extending-test-key"

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from ping_model import open_warehouse
 
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.enrich.metric_dictionary import MetricDictionary
@@ -20,6 +19,7 @@ from streams.enrich.service_ping import flatten_columns
 from streams.fleet import generate_fleet
 from streams.sink import write_pings
 from streams.warehouse import Warehouse
+from tests.support.ping_model import open_warehouse
 
 ALL_TIME = "counts.kubernetes_agents"  # a dictionary metric with time_frame all
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 The fleet lands through the real sink functions (normalize_ping + write_pings) into the real engine (chdb), in a
 shuffled order, with some last-pings-of-the-month held back and landed late, one batch redelivered, and a second
-unmerged copy of every fourth ping's rows: every number must still equal the model (tests/ping_model.py).
+unmerged copy of every fourth ping's rows: every number must still equal the model (tests/support/ping_model.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pytest
-from ping_model import Model, duplicate_rows, land, normalized_records, open_warehouse
 
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import ping_id_for
 from streams.fleet import generate_fleet
 from streams.warehouse import Warehouse, load_migrations
+from tests.support.ping_model import Model, duplicate_rows, land, normalized_records, open_warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from ping_model import open_warehouse
 
 from streams.agents.common import Rejected
 from streams.agents.service_ping import ServicePingNormalizer, encoded_parts
@@ -17,6 +16,7 @@ from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import generate_fleet
 from streams.sink import write_pings
 from streams.warehouse import Warehouse
+from tests.support.ping_model import open_warehouse
 
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
 LIMIT = 64 * 1024

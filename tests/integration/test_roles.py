@@ -15,7 +15,12 @@ from collections.abc import Iterator
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from roles_support import (
+
+from streams.catalog import YELLOW_COLUMNS
+from streams.warehouse_service.access import RoleAccess
+from streams.warehouse_service.process import WarehouseServiceProcess
+from streams.warehouse_service.users import User
+from tests.support.roles import (
     CASES,
     MART,
     ROLE_NAMES,
@@ -28,11 +33,6 @@ from roles_support import (
     server_grants,
     services,
 )
-
-from streams.catalog import YELLOW_COLUMNS
-from streams.warehouse_service.access import RoleAccess
-from streams.warehouse_service.process import WarehouseServiceProcess
-from streams.warehouse_service.users import User
 
 pytestmark = pytest.mark.integration
 

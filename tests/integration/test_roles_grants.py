@@ -1,17 +1,17 @@
 """The server's grants (the server-only migrations, clickhouse/121_roles.sql), read statically: no ClickHouse server
 runs here. They must be what the data classes give (the same rule as the warehouse service) and give the same
-allow/deny table as the service for the same queries (tests/test_roles.py, which asks the service)."""
+allow/deny table as the service for the same queries (tests/integration/test_roles.py, which asks the service)."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from roles_support import ALL_COLUMNS, server_grants
 
 from streams.catalog import classes_of, migration_comments
 from streams.warehouse import ServerWarehouse, load_migrations
 from streams.warehouse_service.access import ROLES, role_grants
+from tests.support.roles import ALL_COLUMNS, server_grants
 
 pytestmark = pytest.mark.integration
 

@@ -352,7 +352,7 @@ def test_se_va_must_be_finite():
     ("2001:db8::1", Location("NL", "North Holland", "Amsterdam")),
     ("::ffff:203.0.113.9", Location("JP", "Tokyo", "Tokyo")),
     ("127.0.0.1", LOCAL), ("10.1.2.3", LOCAL), ("192.168.0.1", LOCAL), ("::1", LOCAL), ("fe80::1", LOCAL),
-    ("8.8.8.8", Location("US", "", "")),  # a public address: country from the bundled data (tests/test_geo.py)
+    ("8.8.8.8", Location("US", "", "")),  # a public address: country from the bundled data (test_geo.py)
     ("100.64.0.1", UNKNOWN), ("not an ip", UNKNOWN), ("", UNKNOWN), (None, UNKNOWN),
 ])
 def test_geo_lookup(ip, location):

@@ -23,7 +23,7 @@ from streams.fleet import generate_fleet
 from streams.fleet_seat_link import generate_seat_links
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
-from tests.hostile_support import thread_collector
+from tests.support.hostile import thread_collector
 
 pytestmark = pytest.mark.integration
 

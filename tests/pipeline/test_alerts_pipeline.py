@@ -19,7 +19,6 @@ import orjson
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from alert_receiver import Receiver
 
 from streams.alerts.delivery import slack_text
 from streams.alerts.latency import craft_ping, measure_alert_latency
@@ -33,6 +32,7 @@ from streams.kafka import end_offsets
 from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
+from tests.support.alert_receiver import Receiver
 
 pytestmark = pytest.mark.integration
 

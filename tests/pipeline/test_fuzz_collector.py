@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from streams.config import Settings
-from tests.fuzz_support import ENDPOINTS, Tally, free_port, run_fuzz
+from tests.support.fuzz import ENDPOINTS, Tally, free_port, run_fuzz
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from streams.config import TOPIC_DLQ, Settings
-from tests.fuzz_support import RAW_TOPICS, free_port, letter_identity, run_raw_fuzz
+from tests.support.fuzz import RAW_TOPICS, free_port, letter_identity, run_raw_fuzz
 
 pytestmark = pytest.mark.integration
 

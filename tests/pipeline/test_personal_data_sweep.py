@@ -38,7 +38,7 @@ from streams.fleet_seat_link import generate_seat_links
 from streams.topics import PIPELINE_TOPICS
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
-from tests.hostile_support import consume_all, thread_collector
+from tests.support.hostile import consume_all, thread_collector
 
 pytestmark = pytest.mark.integration
 

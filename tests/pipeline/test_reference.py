@@ -23,8 +23,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from fresh import fresh_warehouse
-from usage_samples import land_pings, land_seat_links, load_reference, seat_links
 
 from streams.config import REFERENCE_TOPICS, TOPIC_REF_ACCOUNTS, TOPIC_REF_LICENSES, Settings
 from streams.demo import wait_until_landed
@@ -36,6 +34,8 @@ from streams.reference import CsvValidationError, load_csv, match_rate, publish,
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, open_warehouse
 from streams.worker import WorkerProcess
+from tests.support.fresh import fresh_warehouse
+from tests.support.usage_samples import land_pings, land_seat_links, load_reference, seat_links
 
 INSTANCES, WEEKS, SEED = 16, 10, 11
 LICENSES = KINDS["licenses"]

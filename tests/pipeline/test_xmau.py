@@ -1,6 +1,6 @@
 """xMAU and estimated xMAU (clickhouse/044-047) against an independent model over the generator's raw pings.
 
-One warehouse, two states, both compared with the model (tests/ping_model.py):
+One warehouse, two states, both compared with the model (tests/support/ping_model.py):
 1. pings only: the subscription population comes from the license fields the pings carry, version lag from the
    versions pings reported;
 2. after loading reference data (dim_license, dim_subscription, dim_crm_account: renewals, subscriptions that
@@ -18,13 +18,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from ping_model import GRAINS, OFFICIAL, Model, Reference, Subscription, duplicate_rows, land, normalized_records
-from ping_model import open_warehouse as open_test_warehouse
 
 from streams.config import SCHEMAS_DIR
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import fleet_licenses, generate_fleet
 from streams.warehouse import Warehouse, open_warehouse
+from tests.support.ping_model import (
+    GRAINS,
+    OFFICIAL,
+    Model,
+    Reference,
+    Subscription,
+    duplicate_rows,
+    land,
+    normalized_records,
+)
+from tests.support.ping_model import open_warehouse as open_test_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -370,7 +379,7 @@ def test_demo_tables(run: Run) -> None:
 
 def test_catalog_file_in_the_repo_is_current_for_these_views() -> None:
     """docs/catalog.md is generated; it must at least describe every mart and report of 040-047."""
-    text = (Path(__file__).resolve().parent.parent / "docs" / "catalog.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "catalog.md").read_text()
     for view in VIEWS:
         assert f"#### {view}\n" in text, view
 

@@ -1,4 +1,4 @@
-"""Run by tests/test_batching.py in a child process: a Faust worker whose agent fails its first batch.
+"""Run by tests/integration/test_batching.py in a child process: a Faust worker whose agent fails its first batch.
 
 Usage: python faust_batch_probe.py BOOTSTRAP TOPIC GROUP safe|default
 Prints "seen N" before stopping itself with SIGTERM (a normal, clean worker shutdown).

@@ -32,7 +32,7 @@ from streams.fleet import generate_fleet
 from streams.fleet_seat_link import generate_seat_links
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
-from tests.hostile_support import Answer, ThreadCollector, thread_collector
+from tests.support.hostile import Answer, ThreadCollector, thread_collector
 
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
 PAYLOAD_SCHEMA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from fresh import fresh_warehouse
-
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping, ping_id_for
 from streams.fleet import GeneratedPing
 from streams.sink import load_metric_dictionary, write_pings
 from streams.warehouse import Warehouse
+from tests.support.fresh import fresh_warehouse
 
 OFFICIAL = "metric/version check - subscription based estimation"
 GRAINS = (OFFICIAL, "metric/version check - seat based estimation", "reported metric - subscription based estimation",

@@ -8,7 +8,6 @@ import socket
 import aiohttp
 import orjson
 import pytest
-from alert_receiver import Receiver
 
 from streams.alerts.delivery import (
     EVENT_ID_HEADER,
@@ -22,6 +21,7 @@ from streams.alerts.delivery import (
     verify_signature,
 )
 from streams.alerts.rules import Destination
+from tests.support.alert_receiver import Receiver
 
 EVENT = {
     "event_id": "00ab:open", "alert_id": "00ab", "state": "open", "rule": "instance_active_users_drop",
