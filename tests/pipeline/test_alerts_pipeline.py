@@ -9,7 +9,6 @@ computed here in plain Python from the payloads that were sent, not by the pipel
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid as uuidlib
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -22,17 +21,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.alerts.delivery import slack_text
 from streams.alerts.latency import craft_ping, measure_alert_latency
-from streams.collector import RunningCollector
 from streams.config import TOPIC_ALERTS, TOPIC_LANDED, TOPIC_REF_SUBSCRIPTIONS, Settings
-from streams.demo import send_pings, wait_until_landed
+from streams.demo import send_pings
 from streams.enrich.service_ping import installation_id_for
 from streams.fleet import GeneratedPing, generate_fleet
 from streams.fleet_snowplow import STANDARD
 from streams.kafka import end_offsets
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
 from tests.support.alert_receiver import Receiver
+from tests.support.pipeline import running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -273,45 +270,31 @@ async def _run(settings: Settings, bootstrap: str, pings: list[GeneratedPing], r
     gone = Receiver(SECRET, failures=lambda event_id: 10**9, status=410)  # a hook that was deleted
     hook_url, slack_url, gone_url = await hook.start(), await slack.start(), await gone.start()
     rules_path.write_text(yaml.safe_dump(_rules(hook_url, slack_url, gone_url)))
-    await ensure_topics(bootstrap, settings)
-    worker = WorkerProcess(settings, bootstrap)
-    saved = {k: os.environ.get(k) for k in ("DENOMAS_ALERT_RULES", SECRET_ENV)}
-    os.environ.update({"DENOMAS_ALERT_RULES": str(rules_path), SECRET_ENV: SECRET})
+    env = {"DENOMAS_ALERT_RULES": str(rules_path), SECRET_ENV: SECRET}
     try:
-        worker.start()  # the child copies the environment now
+        async with running_pipeline(settings, bootstrap, worker_env=env) as pipeline:
+            url = pipeline.url
+            await _publish_reference(bootstrap, settings)
+            await _publish_bad_landing(bootstrap, settings)
+            await pipeline.landed()
+            for week in range(WEEKS):  # week by week, as instances send them (one instance's pings stay in order)
+                report = await send_pings(url, [p for p in pings if p.week == week], progress=False)
+                assert report.accepted == report.sent, report.failures
+            await _send_events(url)
+            await pipeline.landed(timeout=300)
+            topic_events = await _read_topic(bootstrap, settings.topic(TOPIC_ALERTS))
+            while_down = {"hook_accepted": dict(hook.accepted), "hook_refused": hook.refused_while_down,
+                          "slack_accepted": {k: list(v) for k, v in slack.accepted.items()}}
+            hook.down = False  # back up: the parked events are delivered by the retry loop
+            wanted = {e["event_id"] for e in topic_events}
+            await _wait_for(lambda: set(hook.accepted) >= wanted, 90, "the parked webhook deliveries")
+            latency = await measure_alert_latency(url, bootstrap, settings, template)
+            await _wait_for(lambda: f"{latency.alert_id}:open" in hook.accepted, 60, "the latency alert's webhook")
+            await pipeline.landed(timeout=120)
+            topic_events = await _read_topic(bootstrap, settings.topic(TOPIC_ALERTS))  # now with the latency probe's
+            return {"topic_events": topic_events, "while_down": while_down, "hook": hook, "slack": slack,
+                    "gone": gone, "latency": latency}
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    collector = RunningCollector(bootstrap, settings)
-    try:
-        url = await collector.start()
-        await _publish_reference(bootstrap, settings)
-        await _publish_bad_landing(bootstrap, settings)
-        await wait_until_landed(settings, bootstrap, timeout=240)
-        for week in range(WEEKS):  # week by week, as instances send them (one instance's pings stay in order)
-            report = await send_pings(url, [p for p in pings if p.week == week], progress=False)
-            assert report.accepted == report.sent, report.failures
-        await _send_events(url)
-        await wait_until_landed(settings, bootstrap, timeout=300)
-        assert worker.alive(), worker.log_tail()
-        topic_events = await _read_topic(bootstrap, settings.topic(TOPIC_ALERTS))
-        while_down = {"hook_accepted": dict(hook.accepted), "hook_refused": hook.refused_while_down,
-                      "slack_accepted": {k: list(v) for k, v in slack.accepted.items()}}
-        hook.down = False  # back up: the parked events are delivered by the retry loop
-        wanted = {e["event_id"] for e in topic_events}
-        await _wait_for(lambda: set(hook.accepted) >= wanted, 90, "the parked webhook deliveries")
-        latency = await measure_alert_latency(url, bootstrap, settings, template)
-        await _wait_for(lambda: f"{latency.alert_id}:open" in hook.accepted, 60, "the latency alert's webhook")
-        await wait_until_landed(settings, bootstrap, timeout=120)
-        topic_events = await _read_topic(bootstrap, settings.topic(TOPIC_ALERTS))  # now with the latency probe's
-        return {"topic_events": topic_events, "while_down": while_down, "hook": hook, "slack": slack,
-                "gone": gone, "latency": latency}
-    finally:
-        await collector.stop()
-        assert worker.stop() is not None
         await hook.stop()
         await slack.stop()
         await gone.stop()

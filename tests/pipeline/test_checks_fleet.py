@@ -25,14 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.checks.runner import format_run, run_checks
 from streams.checks.spec import FAIL, PASS, WARN, load_checks
-from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SERVICE_PING, TOPIC_RAW_SNOWPLOW, Settings
-from streams.demo import DemoFleet, feed, wait_until_landed
+from streams.demo import DemoFleet, feed
 from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.reference import publish as publish_reference
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
+from tests.support.pipeline import running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -99,13 +97,10 @@ class Scrapes:
 
 
 async def _stream(settings: Settings, bootstrap: str, fleet: DemoFleet) -> tuple[dict, dict, list[dict], Scrapes]:
-    await ensure_topics(bootstrap, settings)
-    worker, collector = WorkerProcess(settings, bootstrap), RunningCollector(bootstrap, settings)
-    worker.start()
     scrapes = Scrapes()
-    try:
+    async with running_pipeline(settings, bootstrap) as pipeline:
+        url = pipeline.url
         before = await scrape(settings.worker_web_port)
-        url = await collector.start()
         await scrapes.take(settings, url)
         for kind in fleet.reference.base_kinds():
             await publish_reference(settings, bootstrap, REFERENCE_KINDS[kind], fleet.reference.rows[kind])
@@ -116,18 +111,15 @@ async def _stream(settings: Settings, bootstrap: str, fleet: DemoFleet) -> tuple
             await scrapes.take(settings, url)
             await asyncio.sleep(0.5)
         scrapes.pings_accepted = (await sending).pings.accepted
-        await wait_until_landed(settings, bootstrap, timeout=240)
+        await pipeline.landed()
         after = await scrape(settings.worker_web_port)
         deadline = time.monotonic() + 240  # the leader's scheduled check run reports on /metrics too (busy: slow)
         while not total(after, "denomas_check_results_total") and time.monotonic() < deadline:
             await asyncio.sleep(1)
             after = await scrape(settings.worker_web_port)
         await scrapes.take(settings, url)
-        assert worker.alive(), worker.log_tail()
+        assert pipeline.worker.alive(), pipeline.worker.log_tail()
         return before, after, during, scrapes
-    finally:
-        await collector.stop()
-        worker.stop()
 
 
 @pytest.fixture(scope="module")

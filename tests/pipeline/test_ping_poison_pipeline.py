@@ -12,13 +12,10 @@ import aiohttp
 import orjson
 import pytest
 
-from streams.collector import RunningCollector
 from streams.config import MAX_BODY_BYTES, Settings
-from streams.demo import wait_until_landed
 from streams.fleet import generate_fleet
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
+from tests.support.pipeline import pipeline_settings, running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -47,33 +44,22 @@ def sent(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict
         b'"odd_placeholder":0', b",".join(f'"{k}":{v}'.encode() for k, v in LITERALS.items()))
     bodies = {"big": big_body, "good_1": _body(base, 2), "minus_1e30": _body(base, 3, minus=-1e30),
               "good_2": _body(base, 4), "odd": odd_body, "good_3": _body(base, 6)}
-    name = tmp_path_factory.mktemp("poison").name
-    settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"t-{name}.",
-                                 app_id=f"test-{name}", topic_partitions=2)
+    settings = pipeline_settings(tmp_path_factory, "poison", topic_partitions=2)
     statuses = asyncio.run(_run(settings, kafka_bootstrap, list(bodies.values())))
     return {"bodies": bodies, "statuses": statuses, "settings": settings,
             "base_metrics": len(generated.expected_metrics)}
 
 
 async def _run(settings: Settings, bootstrap: str, bodies: list[bytes]) -> list[int]:
-    await ensure_topics(bootstrap, settings)
-    worker = WorkerProcess(settings, bootstrap)
-    collector = RunningCollector(bootstrap, settings)
-    worker.start()
-    try:
-        url = await collector.start()
+    async with running_pipeline(settings, bootstrap) as pipeline:
         statuses = []
         async with aiohttp.ClientSession() as session:
             for body in bodies:  # in order: each bad ping has a good one right behind it
-                async with session.post(f"{url}/usage_data", data=body,
+                async with session.post(f"{pipeline.url}/usage_data", data=body,
                                         headers={"Content-Type": "application/json"}) as response:
                     statuses.append(response.status)
-        await wait_until_landed(settings, bootstrap, timeout=240)
-        assert worker.alive(), worker.log_tail()
+        await pipeline.landed()
         return statuses
-    finally:
-        await collector.stop()
-        assert worker.stop() is not None
 
 
 def _query(sent: dict, sql: str) -> list[tuple]:

@@ -12,14 +12,12 @@ from dataclasses import replace
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SERVICE_PING, Settings
-from streams.demo import landed, send_pings, wait_until_landed
+from streams.demo import landed, send_pings
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.fleet import generate_fleet
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
+from tests.support.pipeline import pipeline_settings, running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -35,29 +33,18 @@ def fleet():
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    name = tmp_path_factory.mktemp("pipeline").name
-    return Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"t-{name}.",
-                             app_id=f"test-{name}", topic_partitions=3, sink_batch_size=50)
+    return pipeline_settings(tmp_path_factory, "pipeline", topic_partitions=3, sink_batch_size=50)
 
 
 async def _run(settings: Settings, bootstrap: str, pings, before_stop=None):
     """Start worker + collector, send the pings over HTTP, wait until all landed, stop the worker."""
-    await ensure_topics(bootstrap, settings)
-    worker = WorkerProcess(settings, bootstrap)
-    collector = RunningCollector(bootstrap, settings)
-    worker.start()
-    try:
-        url = await collector.start()
-        report = await send_pings(url, pings, progress=False)
-        await wait_until_landed(settings, bootstrap, timeout=240)
-        assert worker.alive(), worker.log_tail()
+    async with running_pipeline(settings, bootstrap) as pipeline:
+        report = await send_pings(pipeline.url, pings, progress=False)
+        await pipeline.landed()
         if before_stop:
             await before_stop()
-            await wait_until_landed(settings, bootstrap, timeout=240)
+            await pipeline.landed()
         return report
-    finally:
-        await collector.stop()
-        assert worker.stop() is not None
 
 
 def _read(settings: Settings, sql: str, params=None):

@@ -18,11 +18,9 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.agents import seat_link as seat_link_agent
 from streams.agents.common import Rejected
-from streams.collector import RunningCollector
 from streams.collector.common import BadRequest
 from streams.collector.seat_link import hashed_report
 from streams.config import TOPIC_DLQ, TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK, Settings
-from streams.demo import wait_until_landed
 from streams.enrich.seat_link import hash_license_key, license_hashes, normalize_seat_link, validation_errors
 from streams.fleet import generate_fleet
 from streams.fleet_seat_link import (
@@ -34,9 +32,8 @@ from streams.fleet_seat_link import (
     seat_link_summary,
     send_seat_links,
 )
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
+from tests.support.pipeline import pipeline_settings, running_pipeline
 
 
 def md5(text: str) -> str:
@@ -295,9 +292,7 @@ class _Captured(logging.Handler):
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    name = tmp_path_factory.mktemp("seat").name
-    return Settings.from_env(data_dir=tmp_path_factory.mktemp("data"), topic_prefix=f"t-{name}.",
-                             app_id=f"test-{name}", topic_partitions=3, sink_batch_size=50)
+    return pipeline_settings(tmp_path_factory, "seat", topic_partitions=3, sink_batch_size=50)
 
 
 @pytest.fixture(scope="module")
@@ -315,21 +310,12 @@ def pipeline_run(kafka_bootstrap, settings):
     root.setLevel(logging.DEBUG)
 
     async def run():
-        await ensure_topics(kafka_bootstrap, settings)
-        worker = WorkerProcess(settings, kafka_bootstrap)
-        collector = RunningCollector(kafka_bootstrap, settings)
-        worker.start()
-        try:
-            url = await collector.start()
-            reports = [await send_seat_links(url, first)]
-            await wait_until_landed(settings, kafka_bootstrap, timeout=240)
-            reports.append(await send_seat_links(url, again))
-            await wait_until_landed(settings, kafka_bootstrap, timeout=240)
-            assert worker.alive(), worker.log_tail()
+        async with running_pipeline(settings, kafka_bootstrap) as pipeline:
+            reports = [await send_seat_links(pipeline.url, first)]
+            await pipeline.landed()
+            reports.append(await send_seat_links(pipeline.url, again))
+            await pipeline.landed()
             return reports
-        finally:
-            await collector.stop()
-            assert worker.stop() is not None
 
     try:
         reports = asyncio.run(run())

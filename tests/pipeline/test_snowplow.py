@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import os
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,14 +27,13 @@ from snowplow_tracker import Emitter, PageView, SelfDescribing, SelfDescribingJs
 from streams.collector import RunningCollector
 from streams.collector.snowplow import CORS_ORIGINS_ENV, PIXEL
 from streams.config import MAX_BODY_BYTES, TOPIC_DLQ, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW, Settings
-from streams.demo import wait_until_landed
 from streams.enrich.geo import encode_location, locate
 from streams.enrich.personal import pseudonymize_event
 from streams.enrich.pseudonym import hash_key
 from streams.fleet_snowplow import LINK_CLICK, STANDARD, generate_snowplow, send_snowplow
 from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
+from tests.support.pipeline import running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -215,25 +213,9 @@ async def send_raw_requests(url: str, sent: Sent) -> None:
 
 
 async def run_pipeline(settings: Settings, bootstrap: str, send) -> None:
-    await ensure_topics(bootstrap, settings)
-    worker = WorkerProcess(settings, bootstrap)
-    collector = RunningCollector(bootstrap, settings)
-    worker.start()
-    try:
-        url = await collector.start()
-        await send(url)
-        deadline = time.monotonic() + 300
-        while True:  # fail fast when the worker dies (e.g. it refused a migration)
-            assert worker.alive(), worker.log_tail()
-            try:
-                await wait_until_landed(settings, bootstrap, timeout=5)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
-    finally:
-        await collector.stop()
-        assert worker.stop() is not None
+    async with running_pipeline(settings, bootstrap) as pipeline:
+        await send(pipeline.url)
+        await pipeline.landed(timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from streams.agents.common import Rejected
 from streams.collector import RunningCollector
 from streams.collector.badge import BADGES, png, svg
 from streams.config import Settings
-from streams.demo import wait_until_landed
 from streams.enrich.service_ping import parse_version
 from streams.enrich.version_check import (
     AS_OF_HEADER,
@@ -54,7 +53,7 @@ from streams.releases import (
 )
 from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
-from streams.worker import WorkerProcess
+from tests.support.pipeline import running_pipeline
 
 # --- gitlab_info -----------------------------------------------------------------------------------
 
@@ -385,12 +384,8 @@ def pipeline_run(kafka_bootstrap, settings):
 
     async def run():
         nonlocal url
-        await ensure_topics(kafka_bootstrap, settings)
-        worker = WorkerProcess(settings, kafka_bootstrap)
-        collector = RunningCollector(kafka_bootstrap, settings)
-        worker.start()
-        try:
-            url = await collector.start()
+        async with running_pipeline(settings, kafka_bootstrap) as pipeline:
+            url = pipeline.url
             async with aiohttp.ClientSession() as http:
                 answers = [await get(http, *check[:3]) for check in CHECKS]
                 fleet_report = await send_version_checks(url, fleet_checks)
@@ -398,12 +393,8 @@ def pipeline_run(kafka_bootstrap, settings):
                 write_releases_csv(settings.releases_csv, LIVE + [Release(18, 1, 4, TODAY, True)])
                 await asyncio.sleep(1.1)  # the collector looks at the file at most once a second
                 later = await get(http, {"version": "18.1.3"}, "https://git.up.example/admin", "json")
-            await wait_until_landed(settings, kafka_bootstrap, timeout=240)
-            assert worker.alive(), worker.log_tail()
+            await pipeline.landed()
             return answers, later, fleet_report
-        finally:
-            await collector.stop()
-            assert worker.stop() is not None
 
     url = ""
     answers, later, fleet_report = asyncio.run(run())

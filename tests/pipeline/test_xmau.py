@@ -398,31 +398,17 @@ def test_xmau_through_the_real_broker_path(kafka_bootstrap: str, tmp_path_factor
     """HTTP collector -> Kafka -> Faust worker -> chdb, then xMAU and version lag equal the model."""
     import asyncio
 
-    from streams.collector import RunningCollector
-    from streams.config import Settings
-    from streams.demo import send_pings, wait_until_landed
-    from streams.topics import ensure_topics
-    from streams.worker import WorkerProcess
+    from streams.demo import send_pings
+    from tests.support.pipeline import pipeline_settings, running_pipeline
 
-    name = tmp_path_factory.mktemp("xmau-broker").name
-    settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("xmau-data"), topic_prefix=f"t-{name}.",
-                                 app_id=f"test-{name}", topic_partitions=2, sink_batch_size=50)
+    settings = pipeline_settings(tmp_path_factory, "xmau-broker", topic_partitions=2, sink_batch_size=50)
     fleet = generate_fleet(12, 10, seed=SEED)
 
     async def pipeline() -> None:
-        await ensure_topics(kafka_bootstrap, settings)
-        worker = WorkerProcess(settings, kafka_bootstrap)
-        collector = RunningCollector(kafka_bootstrap, settings)
-        worker.start()
-        try:
-            url = await collector.start()
-            report = await send_pings(url, fleet + fleet[:20], progress=False)  # 20 pings sent twice
+        async with running_pipeline(settings, kafka_bootstrap) as running:
+            report = await send_pings(running.url, fleet + fleet[:20], progress=False)  # 20 pings sent twice
             assert report.accepted == len(fleet) + 20
-            await wait_until_landed(settings, kafka_bootstrap, timeout=240)
-            assert worker.alive(), worker.log_tail()
-        finally:
-            await collector.stop()
-            worker.stop()
+            await running.landed()
 
     asyncio.run(pipeline())
     warehouse = open_warehouse(settings)
