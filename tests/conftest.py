@@ -22,12 +22,12 @@ from streams.warehouse import ServerWarehouse, migrate
 from streams.warehouse_service.process import WarehouseServiceProcess
 from tests.support.fresh import new_database
 
-TESTS_DIR = Path(__file__).parent
+UNIT_DIR = Path(__file__).parent / "unit"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.relative_to(TESTS_DIR).parts[0] != "unit":
+        if UNIT_DIR not in item.path.parents:
             item.add_marker(pytest.mark.integration)
 
 
