@@ -26,8 +26,9 @@ from streams.demo import wait_until_landed
 from streams.enrich import snowplow as snowplow_enrich
 from streams.enrich.iglu import Registry
 from streams.enrich.pseudonym import hash_key
-from streams.enrich.snowplow import KIND_EVENTS, partition_key, request_records
+from streams.enrich.snowplow import partition_key, request_records
 from streams.fleet_snowplow import PAYLOAD_DATA, generate_snowplow
+from streams.records import KIND_EVENTS
 from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess

@@ -12,7 +12,8 @@ from datetime import date, datetime
 from typing import Any
 
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER, parse_timestamp
+from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER
+from streams.records import parse_timestamp
 from streams.warehouse import RowsRefused, Warehouse
 
 

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.collector import BadRequest, RunningCollector, decode_body, parse_json_object
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SERVICE_PING, Settings
-from streams.enrich.service_ping import ping_id_for
+from streams.records import ping_id_for
 from streams.topics import ensure_topics
 
 PING = {"uuid": "0f3b-instance", "hostname": "git.example.com", "version": "17.3.1",

@@ -18,8 +18,8 @@ import pytest
 from ping_model import Model, duplicate_rows, land, normalized_records, open_warehouse
 
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import ping_id_for
 from streams.fleet import generate_fleet
+from streams.records import ping_id_for
 from streams.warehouse import Warehouse, load_migrations
 
 pytestmark = pytest.mark.integration

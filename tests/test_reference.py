@@ -200,7 +200,7 @@ def _check_lookup_agrees_with_warehouse(warehouse, ref, pings, imported: bool) -
         "s.is_license_mapped_to_subscription, s.is_subscription_found, s.dim_crm_account_id, s.is_account_found "
         "FROM prep_ping_subscription AS s INNER JOIN (SELECT ping_id FROM fct_ping_instance FINAL) AS p "
         "USING ping_id").rows}
-    from streams.enrich.service_ping import ping_id_for
+    from streams.records import ping_id_for
 
     for ping in (p for p in pings if p.valid):
         payload = ping.payload

@@ -20,8 +20,6 @@ from streams.agents.common import (
     AgentContext,
     PoisonBatch,
     SinkStats,
-    as_bytes,
-    event_headers,
     letter_row,
     write_with_retry,
 )
@@ -29,6 +27,7 @@ from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.erase import letter_row_subjects, without_erased
 from streams.heap import release_free_memory
+from streams.records import as_bytes, event_headers
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse
 

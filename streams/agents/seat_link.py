@@ -14,14 +14,14 @@ from typing import Any
 
 import orjson
 
-from streams.agents.common import AgentContext, Rejected, received_at, sink_batches, write_with_retry
+from streams.agents.common import AgentContext, Rejected, sink_batches, write_with_retry
 from streams.agents.normalizing import normalize_batches
 from streams.alerts.landed import seat_link_scopes
 from streams.config import TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK
 from streams.enrich.limits import json_depth_exceeds
 from streams.enrich.seat_link import KEY_FIELD, hash_license_key, normalize_seat_link, validation_errors
-from streams.enrich.service_ping import parse_timestamp
 from streams.erase import seat_link_subjects, without_erased
+from streams.records import parse_timestamp, received_at
 from streams.sink import existing_ids, unique_by
 from streams.warehouse import Warehouse
 

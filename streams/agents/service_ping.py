@@ -18,16 +18,25 @@ from streams import sink
 from streams.agents.common import (
     AgentContext,
     Rejected,
-    as_bytes,
-    event_headers,
-    received_at,
     sink_batches,
     write_with_retry,
 )
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import normalize_ping, parse_timestamp, ping_id_for, stable_id, validation_errors
+from streams.enrich.service_ping import normalize_ping, validation_errors
 from streams.erase import ping_record_subjects, without_erased
+from streams.records import (
+    H_KIND,
+    KIND_ERROR,
+    KIND_METADATA,
+    KIND_PING,
+    as_bytes,
+    event_headers,
+    parse_timestamp,
+    ping_id,
+    received_at,
+    stable_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +53,24 @@ class ServicePingNormalizer:
     dictionary: MetricDictionary
 
     def __call__(self, value: bytes, headers: dict[str, str], partition: int, offset: int) -> dict:
-        kind = headers.get("kind", "ping")
+        kind = headers.get(H_KIND, KIND_PING)
         arrived = received_at(headers)
         try:
             document = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             raise Rejected("validate", f"not valid JSON: {exc}") from exc
-        if kind == "error":
-            return {"kind": "error", "report": error_report(document, arrived)}
-        if kind == "metadata":
-            return {"kind": "metadata", "report": timing_report(document, arrived)}
+        if kind == KIND_ERROR:
+            return {"kind": KIND_ERROR, "report": error_report(document, arrived)}
+        if kind == KIND_METADATA:
+            return {"kind": KIND_METADATA, "report": timing_report(document, arrived)}
         errors = validation_errors(document)
         if errors:
             raise Rejected("validate", "schema: " + "; ".join(errors))
         try:
-            record = normalize_ping(document, self.dictionary, ping_id_for(document, value), arrived, value)
+            record = normalize_ping(document, self.dictionary, ping_id(headers, document, value), arrived, value)
         except ValueError as exc:
             raise Rejected("normalize", str(exc)) from exc
-        record.update(kind="ping", raw=value.decode(), source={"partition": partition, "offset": offset})
+        record.update(kind=KIND_PING, raw=value.decode(), source={"partition": partition, "offset": offset})
         return record
 
 

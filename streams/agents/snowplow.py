@@ -26,15 +26,7 @@ from typing import Any
 
 import orjson
 
-from streams.agents.common import (
-    H_PART,
-    AgentContext,
-    as_bytes,
-    dead_letter,
-    event_headers,
-    received_at,
-    sink_batches,
-)
+from streams.agents.common import AgentContext, sink_batches
 from streams.agents.common import write_with_retry as _write_with_retry
 from streams.alerts.landed import event_scopes
 from streams.config import TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW
@@ -47,13 +39,6 @@ from streams.enrich.snowplow import (
     BAD_CONFLICT,
     BAD_ENRICHMENT,
     BAD_FORMAT,
-    H_BAD_ROW_TYPE,
-    H_CLIENT_GEO,
-    H_CLIENT_IP,
-    H_EVENT_INDEX,
-    H_REASON,
-    H_USERAGENT,
-    KIND_EVENTS,
     BadEvent,
     Receipt,
     bad_row,
@@ -62,6 +47,23 @@ from streams.enrich.snowplow import (
 )
 from streams.erase import snowplow_record_subjects, without_erased
 from streams.event_metrics import mark_touched, refresh_pending
+from streams.records import (
+    H_BAD_ROW_TYPE,
+    H_CLIENT_GEO,
+    H_COLLECTOR,
+    H_EVENT_INDEX,
+    H_KIND,
+    H_REASON,
+    H_REQUEST_ID,
+    H_USERAGENT,
+    KIND_BAD_REQUEST,
+    KIND_EVENTS,
+    SnowplowRecord,
+    as_bytes,
+    dead_letter,
+    event_headers,
+    received_at,
+)
 from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,8 @@ def receipt_from(headers: dict[str, str], ip: str | None, index: int | None = No
             index = int(headers.get(H_EVENT_INDEX, "0"))
         except ValueError:
             index = 0
-    return Receipt(collector_tstamp=received_at(headers), request_id=headers.get("request_id", ""),
-                   event_index=index, collector=headers.get("collector", ""),
+    return Receipt(collector_tstamp=received_at(headers), request_id=headers.get(H_REQUEST_ID, ""),
+                   event_index=index, collector=headers.get(H_COLLECTOR, ""),
                    useragent=headers.get(H_USERAGENT, ""), ip=ip,
                    location=decode_location(geo) if geo is not None and not ip else None)
 
@@ -122,7 +124,7 @@ class SnowplowNormalizer:
     def records(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> list[dict[str, Any] | BadRow]:
         """Every event of a raw record, normalized or as a BadRow. The collector publishes one record per request
         and user (kind `events`, a JSON array); a record of kind `event` holds one event (other producers)."""
-        if headers.get("kind") != KIND_EVENTS:
+        if headers.get(H_KIND) != KIND_EVENTS:
             try:
                 return [self(value, headers, source)]
             except BadRow as bad:
@@ -145,7 +147,7 @@ class SnowplowNormalizer:
 
     def __call__(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> dict[str, Any]:
         """One raw record holding one event -> its normalized record; raises BadRow."""
-        if headers.get("kind") == "bad_request":  # the collector found no events in the request
+        if headers.get(H_KIND) == KIND_BAD_REQUEST:  # the collector found no events in the request
             receipt = receipt_from(headers, None)
             reason = bad_row(headers.get(H_BAD_ROW_TYPE, BAD_FORMAT), [headers.get(H_REASON, "bad request")],
                              receipt.public(), datetime.now(UTC))
@@ -160,7 +162,7 @@ class SnowplowNormalizer:
 
     def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: dict[str, Any],
                    index: int | None) -> dict[str, Any]:
-        ip = take_ip(event) or headers.get(H_CLIENT_IP) or None  # another producer may have left `ip` in
+        ip = take_ip(event)  # another producer may have left `ip` in
         cleaned = pseudonymize_event(event, self.key)  # nor may it have pseudonymized the user ids
         # the event alone, without an ip parameter, ids pseudonymized (the record's own bytes when they are that)
         original = orjson.dumps(cleaned) if value is None or cleaned is not event or ip else value
@@ -241,21 +243,14 @@ def store_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]]) -
     return result
 
 
-def conflict_letter(record: dict[str, Any], now: datetime) -> tuple[bytes, dict[str, bytes]]:
+def conflict_letter(record: SnowplowRecord, now: datetime) -> tuple[bytes, dict[str, bytes]]:
     """Dead letter for an event_id that is already stored with other content, at its raw-topic position."""
-    row, source = record["row"], record["source"]
+    row = record["row"]
     reason = bad_row(BAD_CONFLICT, [f"event_id {row['event_id']} is already stored with different content "
                                     f"(fingerprint {row['event_fingerprint']:016x} differs); this copy was not stored"],
                      record["receipt"], now)
-    headers = {
-        "source": SOURCE, "stage": "dedup", "reason": reason,
-        "received_at": record["receipt"]["collector_tstamp"], "failed_at": now.isoformat(),
-        "kafka_topic": source["topic"], "kafka_partition": str(source["partition"]),
-        "kafka_offset": str(source["offset"]),
-    }
-    if "part" in source:
-        headers[H_PART] = str(source["part"])
-    return record["raw"].encode(), {k: v.encode() for k, v in headers.items()}
+    headers = dead_letter(SOURCE, "dedup", reason, record["source"], record["receipt"]["collector_tstamp"], now)
+    return record["raw"].encode(), headers
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -316,12 +311,9 @@ def register(ctx: AgentContext) -> None:
     warehouse, settings = ctx.warehouse, ctx.settings
 
     async def send_bad_row(event: Any, bad: BadRow) -> Any:
-        _, headers = dead_letter(event, SOURCE, bad.stage, bad.reason)
-        if bad.part is not None:
-            headers[H_PART] = str(bad.part)
         # bad rows of records no agent could parse keep their bytes: ids and IPs are taken out of them here
-        return await ctx.dlq.send(key=SOURCE.encode(), value=redact_bytes(bad.original, normalize.key),
-                                  headers={k: v.encode() for k, v in headers.items()})
+        return await ctx.send_dead_letter(event, SOURCE, bad.stage, bad.reason,
+                                          redact_bytes(bad.original, normalize.key), bad.part)
 
     @ctx.app.agent(raw_events, name="normalize_snowplow")
     async def normalize_snowplow(stream: Any) -> None:

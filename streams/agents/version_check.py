@@ -13,10 +13,9 @@ from typing import Any
 
 import orjson
 
-from streams.agents.common import AgentContext, Rejected, received_at, sink_batches, write_with_retry
+from streams.agents.common import AgentContext, Rejected, sink_batches, write_with_retry
 from streams.agents.normalizing import normalize_batches
 from streams.config import TOPIC_NORMALIZED_VERSION_CHECK, TOPIC_RAW_VERSION_CHECK
-from streams.enrich.service_ping import parse_timestamp, stable_id
 from streams.enrich.version_check import (
     SEVERITIES,
     InvalidCheck,
@@ -26,6 +25,7 @@ from streams.enrich.version_check import (
     host_from_referer,
 )
 from streams.erase import version_check_subjects, without_erased
+from streams.records import H_REQUEST_ID, parse_timestamp, received_at, stable_id, timestamp_text
 from streams.releases import seed_if_empty
 from streams.sink import existing_ids, unique_by
 from streams.warehouse import Warehouse
@@ -38,8 +38,8 @@ FORMATS = ("json", "svg", "png")
 
 def check_id_for(headers: dict[str, str], message: Any) -> int:
     """The collector's request id; for records published by others, their Kafka position (stable on redelivery)."""
-    if headers.get("request_id"):
-        return stable_id("version_check", headers["request_id"])
+    if headers.get(H_REQUEST_ID):
+        return stable_id("version_check", headers[H_REQUEST_ID])
     return stable_id("version_check", str(message.topic), str(message.partition), str(message.offset))
 
 
@@ -61,7 +61,7 @@ def normalize(value: bytes, headers: dict[str, str], message: Any) -> dict:
         raise Rejected("validate", f"severity must be one of {SEVERITIES} and format one of {FORMATS}")
     return {
         "check_id": check_id_for(headers, message),
-        "checked_at": received_at(headers).isoformat(timespec="milliseconds"),
+        "checked_at": timestamp_text(received_at(headers), "milliseconds"),
         "version": text, "major_version": version.major, "minor_version": version.minor,
         "patch_version": version.patch, "prerelease": version.prerelease, "edition": edition_of(version, info),
         "host": host_from_referer(envelope.get("referer")), "severity": severity,

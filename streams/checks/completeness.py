@@ -53,18 +53,17 @@ def _headers(record: object) -> dict[str, str]:
 
 
 def service_ping_identity(record: object) -> list[Identity]:
-    from streams.agents.common import received_at
     from streams.agents.service_ping import error_report, timing_report
-    from streams.enrich.service_ping import ping_id_for
+    from streams.records import H_KIND, KIND_ERROR, KIND_METADATA, KIND_PING, ping_id, received_at
 
     value, headers = record.value, _headers(record)  # type: ignore[attr-defined]
     document = orjson.loads(value)
-    kind = headers.get("kind", "ping")
-    if kind == "error":
+    kind = headers.get(H_KIND, KIND_PING)
+    if kind == KIND_ERROR:
         return [("fct_ping_error", "report_id", error_report(document, received_at(headers))["report_id"])]
-    if kind == "metadata":
+    if kind == KIND_METADATA:
         return [("fct_ping_metric_timing", "report_id", timing_report(document, received_at(headers))["report_id"])]
-    return [("fct_ping_instance", "ping_id", ping_id_for(document, value))]
+    return [("fct_ping_instance", "ping_id", ping_id(headers, document, value))]
 
 
 def seat_link_identity(record: object) -> list[Identity]:

@@ -19,7 +19,8 @@ import orjson
 from jsonschema import Draft202012Validator
 
 from streams.config import SCHEMAS_DIR
-from streams.enrich.service_ping import installation_id_for, parse_timestamp, stable_id
+from streams.enrich.service_ping import installation_id_for
+from streams.records import parse_timestamp, stable_id
 
 KEY_FIELD = "license_key"
 SHA256_FIELD = "license_key_sha256"
