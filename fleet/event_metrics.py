@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from fleet.snowplow import ExpectedRow, SnowplowFleet
 from streams.enrich.event_metrics import EventMetric, load_event_metrics
 from streams.event_metrics import active_users
-from streams.fleet_snowplow import ExpectedRow, SnowplowFleet
 from streams.warehouse import Warehouse
 
 XMAU_FLAGS = (("umau", "UMAU"), ("smau", "SMAU"), ("gmau", "GMAU"))  # SaaS has no Paid GMAU rows (clickhouse/066)

@@ -1,6 +1,6 @@
 """Deterministic Snowplow events for the sample fleet, with the rows the warehouse must end up holding.
 
-Two kinds of senders over the same weeks as `streams.fleet.generate_fleet` (same seed, same instances):
+Two kinds of senders over the same weeks as `fleet.pings.generate_fleet` (same seed, same instances):
 - SaaS namespaces (`saas_namespaces`): browser events (page views, UI clicks, link clicks as self-describing
   events) and backend events, with the Denomas standard context (realm saas, plan of the namespace);
 - the fleet's self-managed instances, in the weeks they send Service Pings: backend events named like the
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from fleet.pings import generate_fleet
 from streams.enrich.geo import locate
 from streams.enrich.useragent import ua_family
-from streams.fleet import generate_fleet
 
 if TYPE_CHECKING:
     from streams.progress import ProgressCallback

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from fresh import fresh_warehouse
 
+from fleet.pings import GeneratedPing
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping
-from streams.fleet import GeneratedPing
 from streams.records import ping_id_for
 from streams.sink import load_metric_dictionary, write_pings
 from streams.warehouse import Warehouse

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from alert_receiver import Receiver
 
+from fleet.demo import wait_until_landed
 from streams.config import TOPIC_ALERTS, Settings
-from streams.demo import wait_until_landed
 from streams.topics import ensure_topics
 from streams.worker import WorkerProcess
 

@@ -23,11 +23,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleet.demo import DemoFleet, feed, wait_until_landed
 from streams.checks.runner import format_run, run_checks
 from streams.checks.spec import FAIL, PASS, WARN, load_checks
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SERVICE_PING, TOPIC_RAW_SNOWPLOW, Settings
-from streams.demo import DemoFleet, feed, wait_until_landed
 from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.reference import publish as publish_reference
 from streams.topics import ensure_topics

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from fleet.demo import DemoFleet
+from fleet.demo import _run_pipeline as run_pipeline
+from fleet.event_metrics import FleetEventMetrics
 from streams.checks.runner import check_and_report
 from streams.config import PROJECT_ROOT, Settings
 from streams.dashboard import DashboardProcess
 from streams.dashboard.pages import PAGES, Filters, entity_page, parse_filters
 from streams.dashboard.server import plotly_js, warehouse_url
-from streams.demo import DemoFleet
-from streams.demo import _run_pipeline as run_pipeline
-from streams.fleet_event_metrics import FleetEventMetrics
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse_service.process import free_port
 

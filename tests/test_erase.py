@@ -24,20 +24,20 @@ from typing import Any
 
 import pytest
 
+from fleet.demo import DemoFleet, feed, wait_until_landed
+from fleet.pings import generate_fleet
+from fleet.reference import fleet_reference
+from fleet.seat_link import generate_seat_links, generate_version_checks
+from fleet.snowplow import ExpectedRow, generate_snowplow
 from streams import erase as erase_module
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.demo import DemoFleet, feed, wait_until_landed
 from streams.enrich.event_metrics import EventMetric, load_event_metrics
 from streams.enrich.pseudonym import user_hash
 from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.enrich.service_ping import installation_id_for
 from streams.erase import ErasureList, check_schema, erase_user, subject_digest
 from streams.event_metrics import STORED_SCOPES, active_users, mark_touched, refresh_pending
-from streams.fleet import generate_fleet
-from streams.fleet_reference import fleet_reference
-from streams.fleet_seat_link import generate_seat_links, generate_version_checks
-from streams.fleet_snowplow import ExpectedRow, generate_snowplow
 from streams.reference import publish as publish_reference
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, migrate, open_warehouse
@@ -527,7 +527,7 @@ def test_dead_letters_name_their_subjects_from_the_decoded_bytes():
 
     import orjson
 
-    from streams.fleet_snowplow import CONTEXTS, STANDARD
+    from fleet.snowplow import CONTEXTS, STANDARD
 
     standard = {"schema": STANDARD, "data": {"user_id": 1000042, "namespace_id": 30003,
                                              "ultimate_parent_namespace_id": 20003, "realm": "saas"}}

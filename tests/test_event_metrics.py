@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from fleet.events import EventSample, generate_event_sample
 from streams.config import Settings
 from streams.enrich.event_metrics import EventMetric, EventMetricError, load_event_metrics, parse_event_metrics
 from streams.event_metrics import (
@@ -29,7 +30,6 @@ from streams.event_metrics import (
     saas_monthly_users_by_stage,
     sync_event_metric_definitions,
 )
-from streams.fleet_events import EventSample, generate_event_sample
 from streams.warehouse import Warehouse, load_migrations, migrate, open_warehouse
 
 pytestmark = pytest.mark.integration

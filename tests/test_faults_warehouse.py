@@ -17,8 +17,8 @@ import shutil
 import pytest
 from faults_support import Outcome, run_warehouse_fault
 
-from streams.fleet import generate_fleet
-from streams.fleet_snowplow import generate_snowplow
+from fleet.pings import generate_fleet
+from fleet.snowplow import generate_snowplow
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import asyncio
 import pytest
 from faults_support import Outcome, run_worker_kills
 
-from streams.fleet import generate_fleet
-from streams.fleet_snowplow import generate_snowplow
+from fleet.pings import generate_fleet
+from fleet.snowplow import generate_snowplow
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from streams.config import SCHEMAS_DIR
-from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import (
+from fleet.pings import (
     CUMULATIVE_COUNT_PATHS,
     DEFECTS,
     ERROR_MARKERS,
@@ -23,6 +21,8 @@ from streams.fleet import (
     fleet_summary,
     generate_fleet,
 )
+from streams.config import SCHEMAS_DIR
+from streams.enrich.metric_dictionary import MetricDictionary
 
 
 @pytest.fixture(scope="module")

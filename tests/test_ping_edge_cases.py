@@ -14,10 +14,10 @@ import orjson
 import pytest
 from ping_model import open_warehouse
 
+from fleet.pings import generate_fleet
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import flatten_columns
-from streams.fleet import generate_fleet
 from streams.sink import write_pings
 from streams.warehouse import Warehouse
 

@@ -17,8 +17,8 @@ from datetime import date, timedelta
 import pytest
 from ping_model import Model, duplicate_rows, land, normalized_records, open_warehouse
 
+from fleet.pings import generate_fleet
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import generate_fleet
 from streams.records import ping_id_for
 from streams.warehouse import Warehouse, load_migrations
 

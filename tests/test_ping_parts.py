@@ -11,10 +11,10 @@ import orjson
 import pytest
 from ping_model import open_warehouse
 
+from fleet.pings import generate_fleet
 from streams.agents.common import Rejected
 from streams.agents.service_ping import ServicePingNormalizer, encoded_parts
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import generate_fleet
 from streams.sink import write_pings
 from streams.warehouse import Warehouse
 

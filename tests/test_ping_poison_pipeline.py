@@ -12,10 +12,10 @@ import aiohttp
 import orjson
 import pytest
 
+from fleet.demo import wait_until_landed
+from fleet.pings import generate_fleet
 from streams.collector import RunningCollector
 from streams.config import MAX_BODY_BYTES, Settings
-from streams.demo import wait_until_landed
-from streams.fleet import generate_fleet
 from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess

@@ -12,11 +12,11 @@ from dataclasses import replace
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from fleet.demo import landed, send_pings, wait_until_landed
+from fleet.pings import generate_fleet
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SERVICE_PING, Settings
-from streams.demo import landed, send_pings, wait_until_landed
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import generate_fleet
 from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess

@@ -2,7 +2,7 @@
 the license -> subscription -> account match rate against an independent computation.
 
 The expected match outcome of every ping and Seat Link report is derived from the generator's *case* for its
-license (what the sample deliberately breaks, see streams/fleet_reference.py), not from the matching rule, so the
+license (what the sample deliberately breaks, see fleet/reference.py), not from the matching rule, so the
 check does not share logic with the SQL or with ReferenceLookup.
 """
 
@@ -26,11 +26,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from fresh import fresh_warehouse
 from usage_samples import land_pings, land_seat_links, load_reference, seat_links
 
+from fleet.demo import wait_until_landed
+from fleet.pings import generate_fleet
+from fleet.reference import fleet_reference
 from streams.config import REFERENCE_TOPICS, TOPIC_REF_ACCOUNTS, TOPIC_REF_LICENSES, Settings
-from streams.demo import wait_until_landed
 from streams.enrich.reference import KINDS, ReferenceLookup, kind_named
-from streams.fleet import generate_fleet
-from streams.fleet_reference import fleet_reference
 from streams.kafka import end_offsets
 from streams.reference import CsvValidationError, load_csv, match_rate, publish, read_csv
 from streams.topics import ensure_topics

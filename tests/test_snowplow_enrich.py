@@ -15,6 +15,7 @@ import orjson
 import pytest
 from snowplow_tracker import PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Subject, Tracker
 
+from fleet.snowplow import generate_snowplow, tracker_batches
 from streams.agents.snowplow import SnowplowNormalizer, write_behavior_events
 from streams.config import Settings
 from streams.enrich import pseudonym
@@ -42,7 +43,6 @@ from streams.enrich.snowplow import (
     split_payload,
     take_ip,
 )
-from streams.fleet_snowplow import generate_snowplow, tracker_batches
 from streams.warehouse import migrate, open_warehouse
 
 KEY = b"unit-test-key"

@@ -17,13 +17,21 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 import pytest
 
+from fleet.demo import wait_until_landed
+from fleet.pings import _RELEASES, generate_fleet
+from fleet.seat_link import (
+    encode_gitlab_info,
+    generate_version_checks,
+    landed_counts,
+    send_version_checks,
+    version_check_summary,
+)
 from streams import cli
 from streams.agents import version_check as version_check_agent
 from streams.agents.common import Rejected
 from streams.collector import RunningCollector
 from streams.collector.badge import BADGES, png, svg
 from streams.config import Settings
-from streams.demo import wait_until_landed
 from streams.enrich.service_ping import parse_version
 from streams.enrich.version_check import (
     AS_OF_HEADER,
@@ -35,14 +43,6 @@ from streams.enrich.version_check import (
     decode_gitlab_info,
     edition_of,
     host_from_referer,
-)
-from streams.fleet import _RELEASES, generate_fleet
-from streams.fleet_seat_link import (
-    encode_gitlab_info,
-    generate_version_checks,
-    landed_counts,
-    send_version_checks,
-    version_check_summary,
 )
 from streams.releases import (
     SEED_CSV,

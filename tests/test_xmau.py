@@ -21,9 +21,9 @@ import pytest
 from ping_model import GRAINS, OFFICIAL, Model, Reference, Subscription, duplicate_rows, land, normalized_records
 from ping_model import open_warehouse as open_test_warehouse
 
+from fleet.pings import fleet_licenses, generate_fleet
 from streams.config import SCHEMAS_DIR
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import fleet_licenses, generate_fleet
 from streams.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -389,9 +389,9 @@ def test_xmau_through_the_real_broker_path(kafka_bootstrap: str, tmp_path_factor
     """HTTP collector -> Kafka -> Faust worker -> chdb, then xMAU and version lag equal the model."""
     import asyncio
 
+    from fleet.demo import send_pings, wait_until_landed
     from streams.collector import RunningCollector
     from streams.config import Settings
-    from streams.demo import send_pings, wait_until_landed
     from streams.topics import ensure_topics
     from streams.worker import WorkerProcess
 

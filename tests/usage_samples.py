@@ -8,12 +8,12 @@ import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from fleet.pings import GeneratedPing, fleet_licenses
+from fleet.reference import FleetReference
 from streams import sink
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.reference import KINDS
 from streams.enrich.service_ping import installation_id_for, normalize_ping
-from streams.fleet import GeneratedPing, fleet_licenses
-from streams.fleet_reference import FleetReference
 from streams.records import ping_id_for, stable_id
 from streams.reference import load_csv
 from streams.warehouse import Warehouse

@@ -11,8 +11,8 @@ import asyncio
 
 from bench.faults import FaultEnv, FaultResult, Scenario
 from bench.faults.outcome import fault_result
-from streams.fleet import generate_fleet
-from streams.fleet_snowplow import generate_snowplow
+from fleet.pings import generate_fleet
+from fleet.snowplow import generate_snowplow
 from tests.faults_support import run_warehouse_fault
 
 SEED = 7

@@ -31,7 +31,7 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="keep the previous demo's broker and warehouse data")] = False,
 ) -> None:
     """Broker + collector + worker; the sample fleet over HTTP; print what landed next to what was sent."""
-    from streams.demo import run_demo
+    from fleet.demo import run_demo
 
     settings = Settings.from_env()
     settings = replace(settings, data_dir=settings.data_dir / "demo")

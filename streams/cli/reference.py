@@ -94,7 +94,7 @@ def reference_sample(
     seed: Annotated[int, typer.Option(help="seed of the sample fleet")] = 42,
 ) -> None:
     """Write reference CSVs for the sample fleet (the same fleet as `demo` with the same options)."""
-    from streams.fleet_reference import fleet_reference
+    from fleet.reference import fleet_reference
 
     for name, path in fleet_reference(instances, weeks, seed).write_csvs(out).items():
         print(f"{name:<18} {path}")
