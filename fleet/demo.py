@@ -41,11 +41,12 @@ from fleet.seat_link import landed_counts as seat_version_landed
 from fleet.snowplow import SnowplowFleet, generate_snowplow, send_snowplow
 from fleet.snowplow import landed_counts as snowplow_landed
 from streams.agents import CONSUMED_TOPICS
+from streams.broker import kafka_cluster
 from streams.checks.runner import check_and_report
 from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.enrich.reference import KINDS as REFERENCE_KINDS
-from streams.kafka import kafka_cluster, wait_for_zero_lag
+from streams.kafka_admin import wait_for_zero_lag
 from streams.progress import ItemProgress, ProgressCallback
 from streams.reference import match_rate
 from streams.reference import publish as publish_reference

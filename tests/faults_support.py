@@ -44,7 +44,7 @@ from streams.config import (
 )
 from streams.enrich.event_metrics import EventMetric, load_event_metrics
 from streams.enrich.pseudonym import HASH_KEY_ENV
-from streams.kafka import OffsetProbe
+from streams.kafka_admin import OffsetProbe
 from streams.topics import ensure_topics
 from streams.warehouse import DATABASE, Warehouse, migrate, open_warehouse
 from streams.warehouse_service.process import WarehouseServiceProcess
