@@ -24,8 +24,8 @@ from fleet.pings import GeneratedPing
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping
 from streams.records import ping_id_for
-from streams.sink import load_metric_dictionary, write_pings
 from streams.warehouse import Warehouse
+from streams.warehouse.writers import load_metric_dictionary, write_pings
 
 OFFICIAL = "metric/version check - subscription based estimation"
 GRAINS = (OFFICIAL, "metric/version check - seat based estimation", "reported metric - subscription based estimation",

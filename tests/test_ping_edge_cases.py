@@ -18,8 +18,8 @@ from fleet.pings import generate_fleet
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import flatten_columns
-from streams.sink import write_pings
 from streams.warehouse import Warehouse
+from streams.warehouse.writers import write_pings
 
 ALL_TIME = "counts.kubernetes_agents"  # a dictionary metric with time_frame all
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)

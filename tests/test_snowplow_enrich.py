@@ -16,7 +16,7 @@ import pytest
 from snowplow_tracker import PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Subject, Tracker
 
 from fleet.snowplow import generate_snowplow, tracker_batches
-from streams.agents.snowplow import SnowplowNormalizer, write_behavior_events
+from streams.agents.snowplow import SnowplowNormalizer
 from streams.config import Settings
 from streams.enrich import pseudonym
 from streams.enrich.geo import LOCAL, UNKNOWN, Location, locate
@@ -44,6 +44,7 @@ from streams.enrich.snowplow import (
     take_ip,
 )
 from streams.warehouse import migrate, open_warehouse
+from streams.warehouse.writers import write_behavior_events
 
 KEY = b"unit-test-key"
 STANDARD = "iglu:com.denomas/denomas_standard/jsonschema/1-0-0"

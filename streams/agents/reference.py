@@ -39,7 +39,7 @@ from streams.enrich.reference import (
     tombstone,
 )
 from streams.erase import reference_subjects, without_erased
-from streams.reference import write_reference
+from streams.warehouse.writers import write_reference
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from streams import sink
 from streams.agents.common import (
     AgentContext,
     Rejected,
@@ -37,6 +36,7 @@ from streams.records import (
     received_at,
     stable_id,
 )
+from streams.warehouse import writers
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def encoded_parts(record: dict, limit: int = PART_BYTES) -> list[bytes]:
 
 def split_record(record: dict, count: int) -> list[dict]:
     """A normalized ping as `count` parts: each has the ping, a contiguous slice of the metrics and of the raw
-    JSON, and part = {index, count}. The sink writes the ping once its last part is stored (sink.write_pings)."""
+    JSON, and part = {index, count}. The sink writes the ping once its last part is stored (writers.write_pings)."""
     metrics, raw = record["metrics"], record["raw"]
     rows, chars = len(metrics["metrics_path"]), len(raw)
     attributes = {attribute_id: values for attribute_id, values in metrics["attributes"]}
@@ -206,13 +206,14 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.task
     async def publish_dictionary() -> None:
-        await asyncio.to_thread(sink.load_metric_dictionary, warehouse, ctx.dictionary, datetime.now(UTC))
+        await asyncio.to_thread(writers.load_metric_dictionary, warehouse, ctx.dictionary, datetime.now(UTC))
 
 
 def write_service_ping_batch(warehouse: Any, records: list[dict]) -> dict[str, int]:
     records = without_erased(warehouse, records, ping_record_subjects)  # README "Erasure"
-    counts = sink.write_pings(warehouse, [r for r in records if r["kind"] == "ping"])
-    counts["error_reports"] = sink.write_ping_errors(warehouse, [r["report"] for r in records if r["kind"] == "error"])
-    counts["timing_reports"] = sink.write_metric_timings(
-        warehouse, [r["report"] for r in records if r["kind"] == "metadata"])
+    counts = writers.write_pings(warehouse, [r for r in records if r["kind"] == KIND_PING])
+    counts["error_reports"] = writers.write_ping_errors(
+        warehouse, [r["report"] for r in records if r["kind"] == KIND_ERROR])
+    counts["timing_reports"] = writers.write_metric_timings(
+        warehouse, [r["report"] for r in records if r["kind"] == KIND_METADATA])
     return counts

@@ -65,13 +65,12 @@ from streams.records import (
     received_at,
 )
 from streams.warehouse import Warehouse
+from streams.warehouse.writers import WriteResult, write_behavior_events
 
 log = logging.getLogger(__name__)
 
 SOURCE = "snowplow"
-TABLE = "fct_behavior_structured_event"
 CONSUMED_TOPICS = [TOPIC_RAW_SNOWPLOW, TOPIC_NORMALIZED_SNOWPLOW]
-_TIMESTAMPS = ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp", "true_tstamp", "derived_tstamp")
 
 
 class BadRow(Exception):
@@ -178,58 +177,6 @@ class SnowplowNormalizer:
             raise BadRow("enrich", original, bad_row(BAD_ENRICHMENT, [repr(exc)], receipt.public(),
                                                      datetime.now(UTC)), index) from exc
         return {"row": row, "raw": original.decode(errors="replace"), "receipt": receipt.public(), "source": source}
-
-
-# ---------------------------------------------------------------------------------------------------
-# The idempotent writer (also usable from replays).
-
-
-@dataclass
-class WriteResult:
-    stored: int
-    duplicates: int
-    conflicts: list[dict]
-
-
-def stored_fingerprints(warehouse: Warehouse, event_ids: list[str]) -> dict[str, int]:
-    if not event_ids:
-        return {}
-    # Ids travel as one comma-joined String: they are UUIDs, and chdb cannot bind Array(String) parameters.
-    result = warehouse.query(
-        f"SELECT event_id, any(event_fingerprint) FROM {TABLE} "
-        "WHERE event_id IN (SELECT arrayJoin(splitByChar(',', {ids:String}))) GROUP BY event_id",
-        {"ids": ",".join(event_ids)})
-    return {str(event_id): int(fp) for event_id, fp in result.rows}
-
-
-def warehouse_row(row: dict[str, Any], ingested_at: datetime, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = dict(row)
-    # the raw record's position, for the completeness check (clickhouse/091); -1 when a replay does not know it
-    out["kafka_partition"], out["kafka_offset"] = (source or {}).get("partition", -1), (source or {}).get("offset", -1)
-    for name in _TIMESTAMPS:
-        out[name] = datetime.fromisoformat(out[name]) if out[name] else None
-    out["behavior_date"] = date.fromisoformat(out["behavior_date"])
-    out["ingested_at"] = ingested_at
-    return out
-
-
-def write_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]],
-                          ingested_at: datetime | None = None) -> WriteResult:
-    """Insert the events whose event_id is not stored yet; see the module doc for duplicates and conflicts."""
-    winners = stored_fingerprints(warehouse, list(dict.fromkeys(r["row"]["event_id"] for r in records)))
-    fresh, duplicates, conflicts = [], 0, []
-    for record in records:
-        event_id, fp = record["row"]["event_id"], record["row"]["event_fingerprint"]
-        if event_id not in winners:
-            winners[event_id] = fp
-            fresh.append(record)
-        elif winners[event_id] == fp:
-            duplicates += 1
-        else:
-            conflicts.append(record)
-    now = ingested_at or datetime.now(UTC)
-    warehouse.insert(TABLE, [warehouse_row(r["row"], now, r.get("source")) for r in fresh])
-    return WriteResult(len(fresh), duplicates, conflicts)
 
 
 def store_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]]) -> WriteResult:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -24,11 +23,9 @@ from streams.enrich.version_check import (
     edition_of,
     host_from_referer,
 )
-from streams.erase import version_check_subjects, without_erased
-from streams.records import H_REQUEST_ID, parse_timestamp, received_at, stable_id, timestamp_text
+from streams.records import H_REQUEST_ID, received_at, stable_id, timestamp_text
 from streams.releases import seed_if_empty
-from streams.sink import existing_ids, unique_by
-from streams.warehouse import Warehouse
+from streams.warehouse.writers import write_version_checks
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +64,6 @@ def normalize(value: bytes, headers: dict[str, str], message: Any) -> dict:
         "host": host_from_referer(envelope.get("referer")), "severity": severity,
         "latest_version": str(envelope.get("latest_version") or ""), "request_format": request_format,
     }
-
-
-def write_version_checks(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
-    """Idempotent on check_id, like every sink."""
-    rows = unique_by(without_erased(warehouse, records, version_check_subjects), "check_id")  # README "Erasure"
-    stored = existing_ids(warehouse, "fct_version_check", "check_id", [r["check_id"] for r in rows])
-    fresh = [r | {"checked_at": parse_timestamp(r["checked_at"])} for r in rows if r["check_id"] not in stored]
-    warehouse.insert("fct_version_check", fresh)
-    return {"version_checks": len(fresh), "version_check_duplicates": len(records) - len(fresh)}
 
 
 def register(ctx: AgentContext) -> None:

@@ -24,7 +24,7 @@ def catalog(
     from streams.catalog import write_catalog
     from streams.enrich.metric_dictionary import MetricDictionary
     from streams.event_metrics import sync_event_metric_definitions
-    from streams.sink import load_metric_dictionary
+    from streams.warehouse.writers import load_metric_dictionary
 
     with connected(migrated=True) as warehouse:
         # the definitions the worker loads at start, so a fresh warehouse gives the same catalog

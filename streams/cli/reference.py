@@ -39,7 +39,8 @@ def reference_load(
     from datetime import UTC, datetime
 
     from streams.enrich.reference import kind_named
-    from streams.reference import CsvValidationError, read_csv, with_version, write_reference
+    from streams.reference import CsvValidationError, read_csv, with_version
+    from streams.warehouse.writers import write_reference
 
     settings = Settings.from_env()
     try:
