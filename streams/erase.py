@@ -33,13 +33,13 @@ import orjson
 from streams.enrich.pseudonym import hash_key, hashed_user
 from streams.enrich.service_ping import installation_id_for
 from streams.enrich.snowplow import BadEvent, decode_contexts, standard_context
-from streams.event_metrics import mark_touched, recompute_days
+from streams.event_metrics.refresh import mark_touched, recompute_days
 from streams.warehouse import Warehouse
 
 KINDS = ("user", "namespace", "instance")
 LIST_TABLE, PENDING_TABLE, LOG_TABLE = "erasure_list", "erasure_pending", "erasure_log"
 OWN_TABLES = {LIST_TABLE, PENDING_TABLE, LOG_TABLE}
-# Derived tables recomputed from the facts (streams/event_metrics.py); any other table with a bitmap of user hashes
+# Derived tables recomputed from the facts (streams/event_metrics/); any other table with a bitmap of user hashes
 # is an error: erase would not know how to take the user out of it.
 RECOMPUTED = {"agg_behavior_event_daily", "agg_behavior_active_daily", "agg_event_metric_daily"}
 # Columns that would hold a user in clear: a table with one is refused until erase handles it.

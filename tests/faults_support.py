@@ -42,8 +42,8 @@ from streams.config import (
     TOPIC_RAW_SNOWPLOW,
     Settings,
 )
-from streams.enrich.event_metrics import EventMetric, load_event_metrics
 from streams.enrich.pseudonym import HASH_KEY_ENV
+from streams.event_metrics.definitions import EventMetric, load_event_metrics
 from streams.kafka_admin import OffsetProbe
 from streams.topics import ensure_topics
 from streams.warehouse import DATABASE, Warehouse, migrate, open_warehouse

@@ -14,8 +14,8 @@ from fleet.demo import PRINTED_MARTS, DemoFleet, run_and_compare
 from fleet.event_metrics import FleetEventMetrics, is_saas, month_ends
 from fleet.snowplow import ExpectedRow
 from streams.config import Settings
-from streams.enrich.event_metrics import EventMetric, EventRef
-from streams.event_metrics import default_metrics
+from streams.event_metrics.definitions import EventMetric, EventRef
+from streams.event_metrics.sql import default_metrics
 from streams.warehouse import open_warehouse
 
 EVENT_METRIC_ROWS = (

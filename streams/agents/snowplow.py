@@ -46,7 +46,7 @@ from streams.enrich.snowplow import (
     take_ip,
 )
 from streams.erase import snowplow_record_subjects, without_erased
-from streams.event_metrics import mark_touched, refresh_pending
+from streams.event_metrics.refresh import mark_touched, refresh_pending
 from streams.records import (
     H_BAD_ROW_TYPE,
     H_CLIENT_GEO,
@@ -182,7 +182,7 @@ class SnowplowNormalizer:
 def store_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]]) -> WriteResult:
     """The sink's unit of work, safe to repeat after a failure or crash at any point: the new facts, the days of
     every record of the batch (also those skipped as already stored), then the derived tables of every pending day
-    recomputed from the facts (streams/event_metrics.py). Returns what write_behavior_events found."""
+    recomputed from the facts (streams/event_metrics/). Returns what write_behavior_events found."""
     records = without_erased(warehouse, records, snowplow_record_subjects)  # README "Erasure"
     result = write_behavior_events(warehouse, records)
     mark_touched(warehouse, {date.fromisoformat(r["row"]["behavior_date"]) for r in records})
