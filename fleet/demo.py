@@ -45,11 +45,11 @@ from streams.broker import kafka_cluster
 from streams.checks.runner import check_and_report
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.kafka_admin import wait_for_zero_lag
 from streams.progress import ItemProgress, ProgressCallback
-from streams.reference import match_rate
-from streams.reference import publish as publish_reference
+from streams.reference.kinds import KINDS as REFERENCE_KINDS
+from streams.reference.load import match_rate
+from streams.reference.load import publish as publish_reference
 from streams.tables import format_table
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, count_rows, open_warehouse

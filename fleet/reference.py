@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet.pings import FleetLicense, fleet_licenses
-from streams.enrich.reference import KINDS
-from streams.reference import write_csv
+from streams.reference.kinds import KINDS
+from streams.reference.load import write_csv
 
 CASE_CYCLE = ("matched", "not_in_customersdot", "matched", "no_account", "matched", "stale_subscription",
               "matched", "not_in_customersdot")

@@ -33,14 +33,14 @@ from streams import erase as erase_module
 from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.enrich.pseudonym import user_hash
-from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.enrich.service_ping import installation_id_for
 from streams.erase import ErasureList, check_schema, erase_user, subject_digest
 from streams.event_metrics.definitions import EventMetric, load_event_metrics
 from streams.event_metrics.read import active_users
 from streams.event_metrics.refresh import mark_touched, refresh_pending
 from streams.event_metrics.sql import STORED_SCOPES
-from streams.reference import publish as publish_reference
+from streams.reference.kinds import KINDS as REFERENCE_KINDS
+from streams.reference.load import publish as publish_reference
 from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, migrate, open_warehouse
 from streams.worker import WorkerProcess

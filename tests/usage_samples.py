@@ -11,10 +11,10 @@ from pathlib import Path
 from fleet.pings import GeneratedPing, fleet_licenses
 from fleet.reference import FleetReference
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.reference import KINDS
 from streams.enrich.service_ping import installation_id_for, normalize_ping
 from streams.records import ping_id_for, stable_id
-from streams.reference import load_csv
+from streams.reference.kinds import KINDS
+from streams.reference.load import load_csv
 from streams.warehouse import Warehouse, writers
 
 START = date(2026, 6, 1)

@@ -15,7 +15,7 @@ from streams.cli.common import connected, progress_to_stderr
 from streams.config import Settings
 
 if TYPE_CHECKING:
-    from streams.enrich.reference import RefKind
+    from streams.reference.kinds import RefKind
 
 app = typer.Typer()
 reference = typer.Typer(help="Reference data: licenses, subscriptions, accounts, mappings.", no_args_is_help=True)
@@ -38,8 +38,8 @@ def reference_load(
     """Validate a whole CSV file, then write it to the kind's dim_ table (or publish it to its compacted topic)."""
     from datetime import UTC, datetime
 
-    from streams.enrich.reference import kind_named
-    from streams.reference import CsvValidationError, read_csv, with_version
+    from streams.reference.kinds import kind_named
+    from streams.reference.load import CsvValidationError, read_csv, with_version
     from streams.warehouse.writers import write_reference
 
     settings = Settings.from_env()
@@ -62,7 +62,7 @@ def reference_load(
 
 
 async def _publish(settings: Settings, bootstrap: str, kind: RefKind, rows: list[dict[str, Any]]) -> int:
-    from streams.reference import publish
+    from streams.reference.load import publish
     from streams.topics import ensure_topics
 
     await ensure_topics(bootstrap, settings)  # the compacted topic must not be auto-created with broker defaults
@@ -76,7 +76,7 @@ def reference_columns(
                                              show_default=False)] = None,
 ) -> None:
     """Print the CSV columns of each kind: type, required or not, meaning."""
-    from streams.enrich.reference import KINDS, kind_named
+    from streams.reference.kinds import KINDS, kind_named
 
     for ref_kind in [kind_named(kind)] if kind else list(KINDS.values()):
         print(f"{ref_kind.name} -> {ref_kind.table} (key {ref_kind.key}; topic {ref_kind.topic}; "
@@ -104,7 +104,7 @@ def reference_sample(
 @report.command("match-rate")
 def report_match_rate() -> None:
     """Pings and Seat Link reports matched to subscription and account, per month."""
-    from streams.reference import match_rate
+    from streams.reference.load import match_rate
     from streams.tables import format_table
 
     with connected() as warehouse:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from streams.config import Settings
-from streams.enrich.reference import (
+from streams.reference.kinds import (
     RefKind,
     check_columns,
     parse_record,

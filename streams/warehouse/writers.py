@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.reference import VERSION_COLUMNS, RefKind, newest_per_key
 from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER
 from streams.erase import seat_link_subjects, version_check_subjects, without_erased
 from streams.records import parse_timestamp
+from streams.reference.kinds import VERSION_COLUMNS, RefKind, newest_per_key
 from streams.warehouse import RowsRefused, Warehouse
 
 
