@@ -39,7 +39,7 @@ from streams.agents import service_ping as service_ping_agents
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_RAW_SERVICE_PING, Settings
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import migrate, open_warehouse
 from streams.warehouse.writers import metric_columns
 from streams.warehouse_service.embedded import ChdbWarehouse, columns_to_arrow

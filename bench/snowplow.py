@@ -28,8 +28,8 @@ from streams.enrich import snowplow as snowplow_enrich
 from streams.enrich.iglu import Registry
 from streams.enrich.pseudonym import hash_key
 from streams.enrich.snowplow import partition_key, request_records
+from streams.kafka.topics import ensure_topics
 from streams.records import KIND_EVENTS
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import TOPIC_ALERTS, Settings
 from streams.enrich.service_ping import installation_id_for
-from streams.kafka_admin import end_offsets
+from streams.kafka.admin import end_offsets
 
 
 @dataclass(frozen=True)

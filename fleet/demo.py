@@ -41,17 +41,17 @@ from fleet.seat_link import landed_counts as seat_version_landed
 from fleet.snowplow import SnowplowFleet, generate_snowplow, send_snowplow
 from fleet.snowplow import landed_counts as snowplow_landed
 from streams.agents import CONSUMED_TOPICS
-from streams.broker import kafka_cluster
 from streams.checks.runner import check_and_report
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.kafka_admin import wait_for_zero_lag
+from streams.kafka.admin import wait_for_zero_lag
+from streams.kafka.broker import kafka_cluster
+from streams.kafka.topics import ensure_topics
 from streams.progress import ItemProgress, ProgressCallback
 from streams.reference.kinds import KINDS as REFERENCE_KINDS
 from streams.reference.load import match_rate
 from streams.reference.load import publish as publish_reference
 from streams.tables import format_table
-from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, count_rows, open_warehouse
 from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.warehouse_service.users import write_demo_users

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from fresh import new_database
 
-from streams.broker import BrokerUnavailable, kafka_cluster
 from streams.config import Settings
+from streams.kafka.broker import BrokerUnavailable, kafka_cluster
 from streams.warehouse import ServerWarehouse, migrate
 from streams.warehouse_service.process import WarehouseServiceProcess
 

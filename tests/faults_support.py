@@ -44,8 +44,8 @@ from streams.config import (
 )
 from streams.enrich.pseudonym import HASH_KEY_ENV
 from streams.event_metrics.definitions import EventMetric, load_event_metrics
-from streams.kafka_admin import OffsetProbe
-from streams.topics import ensure_topics
+from streams.kafka.admin import OffsetProbe
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import DATABASE, Warehouse, migrate, open_warehouse
 from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.worker import WorkerProcess

@@ -29,8 +29,8 @@ from streams.alerts.delivery import slack_text
 from streams.collector import RunningCollector
 from streams.config import TOPIC_ALERTS, TOPIC_LANDED, TOPIC_REF_SUBSCRIPTIONS, Settings
 from streams.enrich.service_ping import installation_id_for
-from streams.kafka_admin import end_offsets
-from streams.topics import ensure_topics
+from streams.kafka.admin import end_offsets
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

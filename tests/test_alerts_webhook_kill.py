@@ -18,7 +18,7 @@ from alert_receiver import Receiver
 
 from fleet.demo import wait_until_landed
 from streams.config import TOPIC_ALERTS, Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration

@@ -28,9 +28,9 @@ from streams.checks.runner import format_run, run_checks
 from streams.checks.spec import FAIL, PASS, WARN, load_checks
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SERVICE_PING, TOPIC_RAW_SNOWPLOW, Settings
+from streams.kafka.topics import ensure_topics
 from streams.reference.kinds import KINDS as REFERENCE_KINDS
 from streams.reference.load import publish as publish_reference
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

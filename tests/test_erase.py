@@ -39,9 +39,9 @@ from streams.event_metrics.definitions import EventMetric, load_event_metrics
 from streams.event_metrics.read import active_users
 from streams.event_metrics.refresh import mark_touched, refresh_pending
 from streams.event_metrics.sql import STORED_SCOPES
+from streams.kafka.topics import ensure_topics
 from streams.reference.kinds import KINDS as REFERENCE_KINDS
 from streams.reference.load import publish as publish_reference
-from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, migrate, open_warehouse
 from streams.worker import WorkerProcess
 

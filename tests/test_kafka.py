@@ -10,10 +10,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError
 
 from streams.agents import FETCH_BYTES_PER_PARTITION
-from streams.broker import BrokerUnavailable
 from streams.config import MAX_MESSAGE_BYTES
-from streams.kafka_admin import consumer_group_lag, create_topics, end_offsets, wait_for_zero_lag
-from streams.kafka_jars import check_prerequisites
+from streams.kafka.admin import consumer_group_lag, create_topics, end_offsets, wait_for_zero_lag
+from streams.kafka.broker import BrokerUnavailable
+from streams.kafka.jars import check_prerequisites
 
 integration = pytest.mark.integration
 

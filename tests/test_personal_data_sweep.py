@@ -35,7 +35,7 @@ from streams.config import (
 )
 from streams.enrich import pseudonym as pseudonym_module
 from streams.enrich.pseudonym import HASH_KEY_ENV, pseudonym, user_hash
-from streams.topics import PIPELINE_TOPICS
+from streams.kafka.topics import PIPELINE_TOPICS
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 from tests.hostile_support import consume_all, thread_collector

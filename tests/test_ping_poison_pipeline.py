@@ -16,7 +16,7 @@ from fleet.demo import wait_until_landed
 from fleet.pings import generate_fleet
 from streams.collector import RunningCollector
 from streams.config import MAX_BODY_BYTES, Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

@@ -17,7 +17,7 @@ from fleet.pings import generate_fleet
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SERVICE_PING, Settings
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

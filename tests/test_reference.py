@@ -30,10 +30,10 @@ from fleet.demo import wait_until_landed
 from fleet.pings import generate_fleet
 from fleet.reference import fleet_reference
 from streams.config import REFERENCE_TOPICS, TOPIC_REF_ACCOUNTS, TOPIC_REF_LICENSES, Settings
-from streams.kafka_admin import end_offsets
+from streams.kafka.admin import end_offsets
+from streams.kafka.topics import ensure_topics
 from streams.reference.kinds import KINDS, ReferenceLookup, kind_named
 from streams.reference.load import CsvValidationError, load_csv, match_rate, publish, read_csv
-from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, open_warehouse
 from streams.worker import WorkerProcess
 

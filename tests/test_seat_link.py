@@ -34,7 +34,7 @@ from streams.collector.common import BadRequest
 from streams.collector.seat_link import hashed_report
 from streams.config import TOPIC_DLQ, TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK, Settings
 from streams.enrich.seat_link import hash_license_key, license_hashes, normalize_seat_link, validation_errors
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

@@ -33,7 +33,7 @@ from streams.config import MAX_BODY_BYTES, TOPIC_DLQ, TOPIC_NORMALIZED_SNOWPLOW,
 from streams.enrich.geo import encode_location, locate
 from streams.enrich.personal import pseudonymize_event
 from streams.enrich.pseudonym import hash_key
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

@@ -44,6 +44,7 @@ from streams.enrich.version_check import (
     edition_of,
     host_from_referer,
 )
+from streams.kafka.topics import ensure_topics
 from streams.releases import (
     SEED_CSV,
     ReleaseBook,
@@ -52,7 +53,6 @@ from streams.releases import (
     releases_path,
     write_releases_csv,
 )
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

@@ -24,7 +24,7 @@ from fleet.demo import wait_until_landed
 from fleet.snowplow import ExpectedRow, SnowplowFleet, generate_snowplow, send_snowplow
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import migrate, open_warehouse
 from streams.worker import WorkerProcess
 

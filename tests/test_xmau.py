@@ -392,7 +392,7 @@ def test_xmau_through_the_real_broker_path(kafka_bootstrap: str, tmp_path_factor
     from fleet.demo import send_pings, wait_until_landed
     from streams.collector import RunningCollector
     from streams.config import Settings
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
     from streams.worker import WorkerProcess
 
     name = tmp_path_factory.mktemp("xmau-broker").name

@@ -27,8 +27,8 @@ from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.erase import letter_row_subjects, without_erased
 from streams.heap import release_free_memory
+from streams.kafka.topics import ensure_topics
 from streams.records import as_bytes, event_headers
-from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, writers
 
 log = logging.getLogger(__name__)

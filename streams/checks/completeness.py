@@ -42,7 +42,7 @@ from streams.config import (
     Settings,
 )
 from streams.erase import ErasureList, letter_subjects, load_erasure_list
-from streams.kafka_admin import OffsetProbe
+from streams.kafka.admin import OffsetProbe
 from streams.warehouse import Warehouse
 
 Identity = tuple[str, str, int | str]  # table, id column, id

@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
-from streams.broker import DEFAULT_BROKER_PORT
 from streams.cli.common import apply_migrations, connected
 from streams.config import Settings
+from streams.kafka.broker import DEFAULT_BROKER_PORT
 
 app = typer.Typer()
 broker = typer.Typer(help="A local single-node Kafka (KRaft) broker.", no_args_is_help=True)
@@ -119,7 +119,7 @@ def broker_start(
     timeout: Annotated[float, typer.Option(help="seconds to wait for the broker to be ready")] = 90,
 ) -> None:
     """Run the broker in the foreground until Ctrl-C; prints its bootstrap address."""
-    from streams.broker import run_broker
+    from streams.kafka.broker import run_broker
 
     raise typer.Exit(run_broker(port, heap, timeout))
 

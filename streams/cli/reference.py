@@ -62,8 +62,8 @@ def reference_load(
 
 
 async def _publish(settings: Settings, bootstrap: str, kind: RefKind, rows: list[dict[str, Any]]) -> int:
+    from streams.kafka.topics import ensure_topics
     from streams.reference.load import publish
-    from streams.topics import ensure_topics
 
     await ensure_topics(bootstrap, settings)  # the compacted topic must not be auto-created with broker defaults
     with progress_to_stderr("published", len(rows)) as progress:

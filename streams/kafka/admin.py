@@ -1,6 +1,6 @@
 """Kafka at run time, over aiokafka clients: topics and their configs, log-end and committed offsets, consumer lag,
 and the filter that keeps aiokafka's logs readable while a broker is away. (The local development broker is
-streams/broker.py.)
+streams/kafka/broker.py.)
 """
 
 from __future__ import annotations

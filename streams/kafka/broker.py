@@ -1,4 +1,4 @@
-"""Kafka for development and tests: a single-node KRaft broker run from Maven jars (streams/kafka_jars.py).
+"""Kafka for development and tests: a single-node KRaft broker run from Maven jars (streams/kafka/jars.py).
 
 Without Docker the broker is `kafka.Kafka` from `org.apache.kafka:kafka_2.13`, fetched once with Maven into
 the cache dir. With `KAFKA_BOOTSTRAP_SERVERS` set, an existing cluster is used instead.
@@ -27,7 +27,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from streams.config import MAX_MESSAGE_BYTES, Settings
-from streams.kafka_jars import (
+from streams.kafka.jars import (
     KAFKA_VERSION,
     BrokerUnavailable,
     check_prerequisites,

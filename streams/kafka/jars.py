@@ -1,5 +1,5 @@
 """The Kafka jars for the local broker: Java and Maven checked, `org.apache.kafka:kafka_2.13` and its log4j2 backend
-fetched once with Maven into the cache dir (streams/broker.py runs them).
+fetched once with Maven into the cache dir (streams/kafka/broker.py runs them).
 """
 
 from __future__ import annotations
