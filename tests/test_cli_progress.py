@@ -8,8 +8,9 @@ import io
 from fresh import new_database
 
 from streams.cli import main
+from streams.config import MIGRATIONS_DIR
 from streams.progress import ItemProgress
-from streams.warehouse import MIGRATIONS_DIR, load_migrations
+from streams.warehouse import load_migrations
 
 
 class _Terminal(io.StringIO):
