@@ -175,6 +175,7 @@ class SeatLinkRecord(TypedDict):
     add_on_metrics: str  # JSON text
     payload_generation: str
     received_at: IsoTime
+    payload: NotRequired[str]  # the report as received, license key hashed (added by the agent)
 
 
 class VersionCheckRecord(TypedDict):

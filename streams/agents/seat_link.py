@@ -18,7 +18,7 @@ from streams.alerts.landed import seat_link_scopes
 from streams.config import TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK
 from streams.enrich.limits import json_depth_exceeds
 from streams.enrich.seat_link import KEY_FIELD, hash_license_key, normalize_seat_link, validation_errors
-from streams.records import received_at
+from streams.records import SeatLinkRecord, received_at
 from streams.warehouse.writers import write_seat_links
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _hash_keys_anywhere(value: Any) -> Any:
     return value
 
 
-def normalize(value: bytes, headers: dict[str, str], message: Any = None) -> dict:
+def normalize(value: bytes, headers: dict[str, str], message: Any = None) -> SeatLinkRecord:
     """Raw record -> fct_seat_link record (pure; raises Rejected for anything that cannot be used)."""
     try:
         document = orjson.loads(value)

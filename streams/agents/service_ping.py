@@ -29,6 +29,8 @@ from streams.records import (
     KIND_ERROR,
     KIND_METADATA,
     KIND_PING,
+    PingRecord,
+    PingReportRecord,
     as_bytes,
     event_headers,
     parse_timestamp,
@@ -52,7 +54,8 @@ class ServicePingNormalizer:
 
     dictionary: MetricDictionary
 
-    def __call__(self, value: bytes, headers: dict[str, str], partition: int, offset: int) -> dict:
+    def __call__(self, value: bytes, headers: dict[str, str], partition: int,
+                 offset: int) -> PingRecord | PingReportRecord:
         kind = headers.get(H_KIND, KIND_PING)
         arrived = received_at(headers)
         try:

@@ -58,6 +58,7 @@ from streams.records import (
     H_USERAGENT,
     KIND_BAD_REQUEST,
     KIND_EVENTS,
+    Position,
     SnowplowRecord,
     as_bytes,
     dead_letter,
@@ -120,7 +121,7 @@ class SnowplowNormalizer:
     registry: Registry
     key: bytes
 
-    def records(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> list[dict[str, Any] | BadRow]:
+    def records(self, value: bytes, headers: dict[str, str], source: Position) -> list[SnowplowRecord | BadRow]:
         """Every event of a raw record, normalized or as a BadRow. The collector publishes one record per request
         and user (kind `events`, a JSON array); a record of kind `event` holds one event (other producers)."""
         if headers.get(H_KIND) != KIND_EVENTS:
@@ -144,7 +145,7 @@ class SnowplowNormalizer:
                 out.append(bad)
         return out
 
-    def __call__(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, value: bytes, headers: dict[str, str], source: Position) -> SnowplowRecord:
         """One raw record holding one event -> its normalized record; raises BadRow."""
         if headers.get(H_KIND) == KIND_BAD_REQUEST:  # the collector found no events in the request
             receipt = receipt_from(headers, None)
@@ -159,8 +160,8 @@ class SnowplowNormalizer:
             raise _unusable_record(value, headers, too_deep_reason())
         return self._normalize(event, value, headers, source, None)
 
-    def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: dict[str, Any],
-                   index: int | None) -> dict[str, Any]:
+    def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: Position,
+                   index: int | None) -> SnowplowRecord:
         ip = take_ip(event)  # another producer may have left `ip` in
         cleaned = pseudonymize_event(event, self.key)  # nor may it have pseudonymized the user ids
         # the event alone, without an ip parameter, ids pseudonymized (the record's own bytes when they are that)

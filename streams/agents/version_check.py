@@ -23,7 +23,7 @@ from streams.enrich.version_check import (
     edition_of,
     host_from_referer,
 )
-from streams.records import H_REQUEST_ID, received_at, stable_id, timestamp_text
+from streams.records import H_REQUEST_ID, VersionCheckRecord, received_at, stable_id, timestamp_text
 from streams.releases import seed_if_empty
 from streams.warehouse.writers import write_version_checks
 
@@ -40,7 +40,7 @@ def check_id_for(headers: dict[str, str], message: Any) -> int:
     return stable_id("version_check", str(message.topic), str(message.partition), str(message.offset))
 
 
-def normalize(value: bytes, headers: dict[str, str], message: Any) -> dict:
+def normalize(value: bytes, headers: dict[str, str], message: Any) -> VersionCheckRecord:
     """Raw check (the request and the answer it got) -> fct_version_check record. Raises Rejected."""
     try:
         envelope = orjson.loads(value)

@@ -15,7 +15,7 @@ from typing import Any
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER
 from streams.erase import seat_link_subjects, version_check_subjects, without_erased
-from streams.records import parse_timestamp
+from streams.records import SeatLinkRecord, SnowplowRecord, VersionCheckRecord, parse_timestamp
 from streams.reference.kinds import VERSION_COLUMNS, RefKind, newest_per_key
 from streams.warehouse import RowsRefused, Warehouse
 
@@ -218,7 +218,7 @@ def seat_link_row(record: dict) -> dict:
     }
 
 
-def write_seat_links(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
+def write_seat_links(warehouse: Warehouse, records: Sequence[SeatLinkRecord]) -> dict[str, int]:
     """Idempotent: a report already stored (same seat_link_id) is skipped, in the batch and across batches."""
     rows = unique_by(without_erased(warehouse, records, seat_link_subjects), "seat_link_id")  # README "Erasure"
     stored = existing_ids(warehouse, "fct_seat_link", "seat_link_id", [r["seat_link_id"] for r in rows])
@@ -231,7 +231,7 @@ def write_seat_links(warehouse: Warehouse, records: Sequence[dict]) -> dict[str,
 # Version Check
 
 
-def write_version_checks(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
+def write_version_checks(warehouse: Warehouse, records: Sequence[VersionCheckRecord]) -> dict[str, int]:
     """Idempotent on check_id, like every sink."""
     rows = unique_by(without_erased(warehouse, records, version_check_subjects), "check_id")  # README "Erasure"
     stored = existing_ids(warehouse, "fct_version_check", "check_id", [r["check_id"] for r in rows])
@@ -277,7 +277,7 @@ def warehouse_row(row: dict[str, Any], ingested_at: datetime, source: dict[str, 
     return out
 
 
-def write_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]],
+def write_behavior_events(warehouse: Warehouse, records: list[SnowplowRecord],
                           ingested_at: datetime | None = None) -> WriteResult:
     """Insert the events whose event_id is not stored yet; see the module doc for duplicates and conflicts."""
     winners = stored_fingerprints(warehouse, list(dict.fromkeys(r["row"]["event_id"] for r in records)))
