@@ -1,6 +1,8 @@
 """The sample fleet: deterministic sample data for the demo, the tests and the benchmarks, never used by the pipeline.
 
-  pings.py          Service Pings of a fleet of instances over some weeks (the seed fixes everything)
+  pings.py          Service Pings of a fleet of instances over some weeks (the seed fixes everything), drawn from
+  instances.py      the instances (editions, licenses, nodes, adoption, scenario) and
+  ping_catalog.py   what a ping holds (metric paths by kind, editions, releases, host and service shapes)
   snowplow.py       Snowplow tracker events of the same fleet, with the rows each should produce
   seat_link.py      Seat Link reports and Version Checks of the same fleet
   reference.py      CRM reference data (licenses, subscriptions, accounts, namespaces) matching the fleet

@@ -18,7 +18,8 @@ import orjson
 import pytest
 
 from fleet.demo import wait_until_landed
-from fleet.pings import _RELEASES, generate_fleet
+from fleet.ping_catalog import RELEASES as FLEET_RELEASES
+from fleet.pings import generate_fleet
 from fleet.seat_link import (
     encode_gitlab_info,
     generate_version_checks,
@@ -228,11 +229,11 @@ def test_seed_releases_cover_the_sample_fleet():
         rows = list(csv.DictReader(f))
     assert len(releases) == len(rows) > 100
     minors = {(r.major, r.minor) for r in releases}
-    assert set(_RELEASES) <= minors
+    assert set(FLEET_RELEASES) <= minors
     fleet_start = date(2026, 6, 1)
     by_version = {r.version: r for r in releases}
-    latest_at_start = _RELEASES.index((18, 1))
-    for index, (major, minor) in enumerate(_RELEASES[latest_at_start:]):
+    latest_at_start = FLEET_RELEASES.index((18, 1))
+    for index, (major, minor) in enumerate(FLEET_RELEASES[latest_at_start:]):
         # the fleet upgrades to minor n from week 4n on: it must be out by then
         assert by_version[f"{major}.{minor}.0"].release_date <= fleet_start + timedelta(weeks=4 * index)
     for ping in generate_fleet(20, 8, seed=2):
