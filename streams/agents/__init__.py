@@ -25,7 +25,7 @@ from streams.agents.common import (
 )
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.erase import letter_row_subjects, without_erased
+from streams.erase.subjects import letter_row_subjects, without_erased
 from streams.heap import release_free_memory
 from streams.kafka.topics import ensure_topics
 from streams.records import as_bytes, event_headers

@@ -34,7 +34,7 @@ from streams.alerts.landed import Landed
 from streams.alerts.rules import AlertConfig, Destination, load_rules, metric_time_frames
 from streams.alerts.store import Delivery
 from streams.config import TOPIC_ALERTS, TOPIC_LANDED
-from streams.erase import landed_subjects, without_erased
+from streams.erase.subjects import landed_subjects, without_erased
 from streams.records import Position, as_bytes, dead_letter
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import orjson
 
 from streams.agents.common import AgentContext, PoisonBatch, Rejected, write_with_retry
 from streams.config import REFERENCE_TOPICS
-from streams.erase import reference_subjects, without_erased
+from streams.erase.subjects import reference_subjects, without_erased
 from streams.reference.kinds import (
     KIND_BY_TOPIC,
     KINDS,

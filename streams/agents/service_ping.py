@@ -23,7 +23,7 @@ from streams.agents.common import (
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import normalize_ping, validation_errors
-from streams.erase import ping_record_subjects, without_erased
+from streams.erase.subjects import ping_record_subjects, without_erased
 from streams.records import (
     H_KIND,
     KIND_ERROR,

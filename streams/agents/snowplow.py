@@ -45,7 +45,7 @@ from streams.enrich.snowplow import (
     normalize_event,
     take_ip,
 )
-from streams.erase import snowplow_record_subjects, without_erased
+from streams.erase.subjects import snowplow_record_subjects, without_erased
 from streams.event_metrics.refresh import mark_touched, refresh_pending
 from streams.records import (
     H_BAD_ROW_TYPE,

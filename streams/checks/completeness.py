@@ -9,7 +9,7 @@ Per partition, an offset is accounted for when
     once, so its second offset is accounted by content), an error or metadata report's report_id, a Seat Link's
     seat_link_id, a version check's check_id, any event_id of a Snowplow request (a tracker's retry lands nothing
     new: its events are stored from the first request). Only offsets not accounted by position are read back, or
-  - the record names an erased subject (streams/erase.py: its rows were deleted on purpose and the sinks drop it).
+  - the record names an erased subject (streams/erase/: its rows were deleted on purpose and the sinks drop it).
 The result per partition: "complete through offset N (time T)", N the last offset of the gap-free prefix. Offsets
 after a gap while the worker's group still has lag on the source's topics are in flight (warn); a gap while the group
 has no lag is data that was accepted and never landed (fail).
@@ -41,7 +41,7 @@ from streams.config import (
     TOPIC_RAW_VERSION_CHECK,
     Settings,
 )
-from streams.erase import ErasureList, letter_subjects, load_erasure_list
+from streams.erase.subjects import ErasureList, letter_subjects, load_erasure_list
 from streams.kafka.admin import OffsetProbe
 from streams.warehouse import Warehouse
 

@@ -216,7 +216,7 @@ def recompute_days(warehouse: Warehouse, days: Iterable[date], metrics: Sequence
     end days recomputed. A recompute writes no row for a group whose every event is gone, so without the delete the
     old row (with the erased users in its bitmap) would stand. Concurrent refreshes are safe but for one race: a
     daily recompute that read the facts before they were deleted and wrote after the delete here leaves a stale row;
-    the caller checks for it (streams/erase.py proves and repeats)."""
+    the caller checks for it (streams/erase/ proves and repeats)."""
     days = sorted(set(days))
     if not days:
         return 0

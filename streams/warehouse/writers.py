@@ -14,7 +14,7 @@ from typing import Any
 
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER
-from streams.erase import seat_link_subjects, version_check_subjects, without_erased
+from streams.erase.subjects import seat_link_subjects, version_check_subjects, without_erased
 from streams.records import SeatLinkRecord, SnowplowRecord, VersionCheckRecord, parse_timestamp
 from streams.reference.kinds import VERSION_COLUMNS, RefKind, newest_per_key
 from streams.warehouse import RowsRefused, Warehouse
