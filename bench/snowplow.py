@@ -19,7 +19,8 @@ from bench.common import Result, best_rate, consume_parse_rate
 from bench.faust_floor import faust_consume_parse_rate
 from bench.legacy_useragent import legacy_parse
 from fleet.demo import wait_until_landed
-from fleet.snowplow import PAYLOAD_DATA, generate_snowplow
+from fleet.snowplow import PAYLOAD_DATA
+from fleet.snowplow_events import generate_snowplow
 from streams.agents import snowplow as snowplow_agents
 from streams.agents.snowplow import NORMALIZE_BATCH, SnowplowNormalizer, normalize_batch
 from streams.collector import RunningCollector

@@ -3,7 +3,8 @@
   pings.py          Service Pings of a fleet of instances over some weeks (the seed fixes everything), drawn from
   instances.py      the instances (editions, licenses, nodes, adoption, scenario) and
   ping_catalog.py   what a ping holds (metric paths by kind, editions, releases, host and service shapes)
-  snowplow.py       Snowplow tracker events of the same fleet, with the rows each should produce
+  snowplow.py       Snowplow tracker events of the same fleet: their shapes, the rows each should produce, sending
+  snowplow_events.py  generating them (generate_snowplow)
   seat_link.py      Seat Link reports and Version Checks of the same fleet
   reference.py      CRM reference data (licenses, subscriptions, accounts, namespaces) matching the fleet
   events.py         event samples for the event metrics

@@ -38,8 +38,9 @@ from fleet.seat_link import (
     version_check_summary,
 )
 from fleet.seat_link import landed_counts as seat_version_landed
-from fleet.snowplow import SnowplowFleet, generate_snowplow, send_snowplow
+from fleet.snowplow import SnowplowFleet, send_snowplow
 from fleet.snowplow import landed_counts as snowplow_landed
+from fleet.snowplow_events import generate_snowplow
 from streams.agents import CONSUMED_TOPICS
 from streams.checks.runner import check_and_report
 from streams.collector import RunningCollector

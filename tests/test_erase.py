@@ -28,7 +28,8 @@ from fleet.demo import DemoFleet, feed, wait_until_landed
 from fleet.pings import generate_fleet
 from fleet.reference import fleet_reference
 from fleet.seat_link import generate_seat_links, generate_version_checks
-from fleet.snowplow import ExpectedRow, generate_snowplow
+from fleet.snowplow import ExpectedRow
+from fleet.snowplow_events import generate_snowplow
 from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.enrich.pseudonym import user_hash

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from fleet.snowplow import generate_snowplow
+from fleet.snowplow_events import generate_snowplow
 from streams.enrich.iglu import Registry
 from streams.enrich.snowplow import _PROTOCOL, _key, decode_contexts
 

@@ -18,7 +18,7 @@ import pytest
 from faults_support import Outcome, run_warehouse_fault
 
 from fleet.pings import generate_fleet
-from fleet.snowplow import generate_snowplow
+from fleet.snowplow_events import generate_snowplow
 
 pytestmark = pytest.mark.integration
 

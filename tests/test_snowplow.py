@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from snowplow_tracker import Emitter, PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Subject, Tracker
 
 from fleet.demo import wait_until_landed
-from fleet.snowplow import LINK_CLICK, STANDARD, generate_snowplow, send_snowplow
+from fleet.snowplow import LINK_CLICK, STANDARD, send_snowplow
+from fleet.snowplow_events import generate_snowplow
 from streams.collector import RunningCollector
 from streams.collector.snowplow import CORS_ORIGINS_ENV, PIXEL
 from streams.config import MAX_BODY_BYTES, TOPIC_DLQ, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW, Settings

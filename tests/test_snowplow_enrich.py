@@ -15,7 +15,8 @@ import orjson
 import pytest
 from snowplow_tracker import PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Subject, Tracker
 
-from fleet.snowplow import generate_snowplow, tracker_batches
+from fleet.snowplow import tracker_batches
+from fleet.snowplow_events import generate_snowplow
 from streams.agents.snowplow import SnowplowNormalizer
 from streams.config import Settings
 from streams.enrich import pseudonym

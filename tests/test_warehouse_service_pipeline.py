@@ -21,7 +21,8 @@ import clickhouse_connect
 import pytest
 
 from fleet.demo import wait_until_landed
-from fleet.snowplow import ExpectedRow, SnowplowFleet, generate_snowplow, send_snowplow
+from fleet.snowplow import ExpectedRow, SnowplowFleet, send_snowplow
+from fleet.snowplow_events import generate_snowplow
 from streams.collector import RunningCollector
 from streams.config import Settings
 from streams.kafka.topics import ensure_topics

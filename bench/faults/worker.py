@@ -13,7 +13,7 @@ import asyncio
 from bench.faults import FaultEnv, FaultResult, Scenario
 from bench.faults.outcome import fault_result
 from fleet.pings import generate_fleet
-from fleet.snowplow import generate_snowplow
+from fleet.snowplow_events import generate_snowplow
 from tests.faults_support import run_worker_kills
 
 SEED = 5
