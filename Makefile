@@ -31,7 +31,7 @@ browser:
 		|| echo "chromium is missing and cannot be installed here: tests/browser/test_dashboard.py will fail"
 
 lint: install
-	@$(BIN)/ruff check streams tests bench
+	@$(BIN)/ruff check streams fleet tests bench
 
 test: install kafka browser lint
 	@$(BIN)/python -m pytest -ra

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import common, dashboard, fuzz, queries, service_ping, snowplow, warehouse_service
 from bench.common import Result
 from streams.config import PROJECT_ROOT, Settings
-from streams.kafka import kafka_cluster
+from streams.kafka.broker import kafka_cluster
 from streams.tables import format_table
 from streams.warehouse_service.process import WarehouseServiceProcess
 

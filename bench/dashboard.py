@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Result
+from fleet.demo import DemoFleet, run_and_compare
 from streams.config import Settings
 from streams.dashboard import DashboardProcess
 from streams.dashboard.pages import PAGES, Filters, Page, entity_page
-from streams.demo import DemoFleet, run_and_compare
-from streams.event_metrics import mark_all_touched, refresh_pending
+from streams.event_metrics.refresh import mark_all_touched, refresh_pending
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse_service.process import free_port
 

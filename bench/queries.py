@@ -10,7 +10,8 @@ from datetime import date
 from pathlib import Path
 
 from bench.common import Result
-from streams.event_metrics import active_users_28d, mark_all_touched, rebuild_event_metrics, refresh_pending
+from streams.event_metrics.read import active_users_28d
+from streams.event_metrics.refresh import mark_all_touched, rebuild_event_metrics, refresh_pending
 from streams.warehouse import migrate
 from streams.warehouse_service.embedded import ChdbWarehouse
 

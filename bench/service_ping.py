@@ -32,16 +32,16 @@ from bench.common import (
 )
 from bench.faust_floor import faust_consume_parse_rate
 from bench.warehouse_service import HEAVY_QUERY
+from fleet.alert_latency import measure_alert_latency
+from fleet.demo import wait_until_landed
+from fleet.pings import generate_fleet
 from streams.agents import service_ping as service_ping_agents
 from streams.agents.service_ping import ServicePingNormalizer
-from streams.alerts.latency import measure_alert_latency
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_RAW_SERVICE_PING, Settings
-from streams.demo import wait_until_landed
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import generate_fleet
-from streams.sink import metric_columns
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import migrate, open_warehouse
+from streams.warehouse.writers import metric_columns
 from streams.warehouse_service.embedded import ChdbWarehouse, columns_to_arrow
 from streams.worker import WorkerProcess
 

@@ -18,17 +18,19 @@ from aiokafka import AIOKafkaProducer
 from bench.common import Result, best_rate, consume_parse_rate
 from bench.faust_floor import faust_consume_parse_rate
 from bench.legacy_useragent import legacy_parse
+from fleet.demo import wait_until_landed
+from fleet.snowplow import PAYLOAD_DATA
+from fleet.snowplow_events import generate_snowplow
 from streams.agents import snowplow as snowplow_agents
 from streams.agents.snowplow import NORMALIZE_BATCH, SnowplowNormalizer, normalize_batch
 from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
-from streams.demo import wait_until_landed
 from streams.enrich import snowplow as snowplow_enrich
 from streams.enrich.iglu import Registry
 from streams.enrich.pseudonym import hash_key
-from streams.enrich.snowplow import KIND_EVENTS, partition_key, request_records
-from streams.fleet_snowplow import PAYLOAD_DATA, generate_snowplow
-from streams.topics import ensure_topics
+from streams.enrich.snowplow import partition_key, request_records
+from streams.kafka.topics import ensure_topics
+from streams.records import KIND_EVENTS
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 

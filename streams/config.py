@@ -39,7 +39,7 @@ NORMALIZED_RETENTION_MS = 7 * 24 * 3600 * 1000
 DLQ_RETENTION_MS = 90 * 24 * 3600 * 1000
 
 # Largest request body the collector accepts, after decompression. Kafka's broker and producer
-# limits are raised to match (see streams/kafka.py and streams/collector.py).
+# limits are raised to match (see streams/kafka/broker.py and streams/collector/).
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 

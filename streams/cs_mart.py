@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streams.catalog import class_label, classes_of, columns_classes
-from streams.enrich.service_ping import parse_timestamp
+from streams.records import parse_timestamp
 from streams.warehouse import Warehouse
 from streams.warehouse_service.access import KNOWN_ROLES, ROLES, UNRESTRICTED_ROLES, readable_columns, reads_part
 

@@ -91,7 +91,7 @@ def _received(record: Any) -> str | None:
 
 def observe_stored(source: str, records: Sequence[Any], now: datetime | None = None) -> None:
     """Receipt -> stored latency of each record of a batch that was just written."""
-    from streams.enrich.service_ping import parse_timestamp
+    from streams.records import parse_timestamp
 
     now = now or datetime.now(UTC)
     flat = [item for record in records for item in (record if isinstance(record, list) else [record])]

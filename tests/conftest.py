@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import Settings
-from streams.kafka import BrokerUnavailable, kafka_cluster
+from streams.kafka.broker import BrokerUnavailable, kafka_cluster
 from streams.warehouse import ServerWarehouse, migrate
 from streams.warehouse_service.process import WarehouseServiceProcess
 from tests.support.fresh import new_database

@@ -23,12 +23,13 @@ from pathlib import Path
 import aiohttp
 
 from bench.faults import FaultEnv, FaultResult, Scenario
+from fleet.pings import generate_fleet
 from streams.agents import CONSUMED_TOPICS
 from streams.collector import RunningCollector
 from streams.collector.client import PostingClient, stored_numbers
 from streams.config import TOPIC_RAW_SERVICE_PING, Settings
-from streams.fleet import generate_fleet
-from streams.kafka import LocalBroker, OffsetProbe
+from streams.kafka.admin import OffsetProbe
+from streams.kafka.broker import LocalBroker
 from streams.worker import WorkerProcess
 
 BOUND_SECONDS = 300  # give up waiting for a recovery after this long (the result then says so)

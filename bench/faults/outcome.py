@@ -1,4 +1,4 @@
-"""Turns a fault scenario's Outcome (tests/faults_support.py, shared with the tests) into a FaultResult row."""
+"""Turns a fault scenario's Outcome (tests/support/faults.py, shared with the tests) into a FaultResult row."""
 
 from __future__ import annotations
 

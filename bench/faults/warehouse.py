@@ -2,7 +2,7 @@
 
 20,000 Snowplow events and ~670 Service Pings; the second half arrives while the engine's data directory is full (a
 small tmpfs filled to the last block) or its table directories are immutable (chattr +i); then the fault is undone.
-tests/test_faults_warehouse.py is the same at a smaller size. Needs root (mount, chattr).
+tests/faults/test_faults_warehouse.py is the same at a smaller size. Needs root (mount, chattr).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import asyncio
 
 from bench.faults import FaultEnv, FaultResult, Scenario
 from bench.faults.outcome import fault_result
-from streams.fleet import generate_fleet
-from streams.fleet_snowplow import generate_snowplow
+from fleet.pings import generate_fleet
+from fleet.snowplow_events import generate_snowplow
 from tests.support.faults import run_warehouse_fault
 
 SEED = 7

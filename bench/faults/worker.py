@@ -3,7 +3,7 @@
 50,000 Snowplow events and ~2,000 Service Pings through the collector in six portions; while the worker stores
 each of the first five it is SIGKILLed (while it writes a view target of a Snowplow insert, then of a Service Ping
 insert, then a fact part, then at random moments after it started writing) and restarted.
-tests/test_faults_worker_kill.py is the same at a smaller size.
+tests/faults/test_faults_worker_kill.py is the same at a smaller size.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import asyncio
 
 from bench.faults import FaultEnv, FaultResult, Scenario
 from bench.faults.outcome import fault_result
-from streams.fleet import generate_fleet
-from streams.fleet_snowplow import generate_snowplow
+from fleet.pings import generate_fleet
+from fleet.snowplow_events import generate_snowplow
 from tests.support.faults import run_worker_kills
 
 SEED = 5

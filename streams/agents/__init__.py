@@ -12,7 +12,7 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from streams import metrics, sink
+from streams import metrics
 from streams.agents import alerts, checks, event_metrics, reference, seat_link, service_ping, snowplow, version_check
 from streams.agents.batching import AckAfterStream
 from streams.agents.common import (
@@ -20,17 +20,16 @@ from streams.agents.common import (
     AgentContext,
     PoisonBatch,
     SinkStats,
-    as_bytes,
-    event_headers,
     letter_row,
     write_with_retry,
 )
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.erase import letter_row_subjects, without_erased
+from streams.erase.subjects import letter_row_subjects, without_erased
 from streams.heap import release_free_memory
-from streams.topics import ensure_topics
-from streams.warehouse import Warehouse
+from streams.kafka.topics import ensure_topics
+from streams.records import as_bytes, event_headers
+from streams.warehouse import Warehouse, writers
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ def register_dead_letter_sink(ctx: AgentContext) -> None:
         async for events in stream.take_events(500, within=1.0):
             rows = [letter_row(as_bytes(event.value), event_headers(event)) for event in events]
             try:
-                stored = await write_with_retry(lambda rows=rows: sink.write_dead_letters(  # erased: README "Erasure"
+                stored = await write_with_retry(lambda rows=rows: writers.write_dead_letters(  # README "Erasure"
                     ctx.warehouse, without_erased(ctx.warehouse, rows, letter_row_subjects)),
                                                 "dead letters", ctx.warehouse)
             except PoisonBatch:  # the end of the line: find the refused letters, keep their why without the bytes
@@ -143,12 +142,12 @@ def register_dead_letter_sink(ctx: AgentContext) -> None:
 
 async def _store_letter(ctx: AgentContext, row: dict) -> int:
     try:
-        return await write_with_retry(lambda: sink.write_dead_letters(ctx.warehouse, [row]), "dead letter",
+        return await write_with_retry(lambda: writers.write_dead_letters(ctx.warehouse, [row]), "dead letter",
                                       ctx.warehouse)
     except PoisonBatch as exc:
         log.error("dead letter %s refused; storing it without its original bytes: %s", row["dead_letter_id"], exc)
         bare = row | {"original": b"", "reason": f"{row['reason']} [original bytes not storable: {exc}]"[:4000]}
-        return await write_with_retry(lambda: sink.write_dead_letters(ctx.warehouse, [bare]), "dead letter",
+        return await write_with_retry(lambda: writers.write_dead_letters(ctx.warehouse, [bare]), "dead letter",
                                       ctx.warehouse)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from streams.agents.common import AgentContext, PoisonBatch, as_bytes, warehouse_is_up, write_with_retry
+from streams.agents.common import AgentContext, PoisonBatch, warehouse_is_up, write_with_retry
 from streams.alerts import store
 from streams.alerts.delivery import Outcome, backoff, deliver
 from streams.alerts.engine import Engine, Evaluation
@@ -34,7 +34,8 @@ from streams.alerts.landed import Landed
 from streams.alerts.rules import AlertConfig, Destination, load_rules, metric_time_frames
 from streams.alerts.store import Delivery
 from streams.config import TOPIC_ALERTS, TOPIC_LANDED
-from streams.erase import landed_subjects, without_erased
+from streams.erase.subjects import landed_subjects, without_erased
+from streams.records import Position, as_bytes, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +142,10 @@ async def _finish(ctx: AgentContext, rows: list[dict], dead: list[tuple[Delivery
     """Store the delivery rows, and put refused or exhausted events on the dead-letter topic."""
     letters = []
     for delivery, reason in dead:
-        headers = {
-            "source": "alerts", "stage": f"webhook:{delivery.destination}", "reason": reason[:2000],
-            "received_at": _now().isoformat(), "failed_at": _now().isoformat(),
-            "kafka_topic": ctx.settings.topic(TOPIC_ALERTS), "kafka_partition": str(delivery.partition),
-            "kafka_offset": str(delivery.offset),
-        }
-        letters.append(await ctx.dlq.send(key=b"alerts", value=orjson.dumps(delivery.event),
-                                          headers={k: v.encode() for k, v in headers.items()}))
+        position: Position = {"topic": ctx.settings.topic(TOPIC_ALERTS), "partition": delivery.partition,
+                              "offset": delivery.offset}
+        headers = dead_letter("alerts", f"webhook:{delivery.destination}", reason[:2000], position, failed_at=_now())
+        letters.append(await ctx.dlq.send(key=b"alerts", value=orjson.dumps(delivery.event), headers=headers))
     await asyncio.gather(*letters)
     if rows:
         try:

@@ -22,7 +22,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from streams import metrics
 from streams.agents.common import AgentContext
 from streams.config import TOPIC_ALERTS
-from streams.kafka import OffsetProbe
+from streams.kafka.admin import OffsetProbe
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""Pieces every source's agents share: the context, headers, dead letters, retrying warehouse writes.
+"""Pieces every source's agents share: the context, sending and storing dead letters, retrying warehouse writes.
+
+The record contract (headers, kinds, the dead-letter builder, normalized record types) is streams/records.py.
 
 Delivery: each agent takes a batch, finishes all its effects (records delivered to the next topic, or
 rows accepted by the warehouse), and only then lets Faust ack the batch; offsets are committed after
@@ -23,7 +25,23 @@ from streams import metrics
 from streams.config import TOPIC_LANDED, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.personal import redact_bytes, redact_reason
-from streams.enrich.service_ping import parse_timestamp, stable_id
+from streams.records import (
+    H_FAILED_AT,
+    H_KAFKA_OFFSET,
+    H_KAFKA_PARTITION,
+    H_KAFKA_TOPIC,
+    H_PART,
+    H_REASON,
+    H_RECEIVED_AT,
+    H_SOURCE,
+    H_STAGE,
+    Position,
+    as_bytes,
+    dead_letter,
+    event_headers,
+    parse_timestamp,
+    stable_id,
+)
 from streams.warehouse import Warehouse, is_data_error
 
 log = logging.getLogger(__name__)
@@ -72,11 +90,17 @@ class AgentContext:
         return self.app.topic(self.settings.topic(name), value_type=bytes, config=topic_config(name),
                               maxsize=buffered)
 
-    async def send_dead_letter(self, event: faust.EventT, source: str, stage: str, reason: str) -> Any:
-        """Queue the DLQ record; returns the delivery future to await before the batch is acked."""
-        value, headers = dead_letter(event, source, stage, reason)
-        encoded = {name: text.encode() for name, text in headers.items()}
-        return await self.dlq.send(key=source.encode(), value=value, headers=encoded)
+    async def send_dead_letter(self, event: faust.EventT, source: str, stage: str, reason: str,
+                               value: bytes | None = None, part: int | None = None) -> Any:
+        """Queue the DLQ record; returns the delivery future to await before the batch is acked.
+
+        `value`: the bytes to keep, by default the event's. Neither they nor the reason keep a user id or an IP in
+        clear (streams.enrich.personal), whoever published the failed record. `part`: the failed event's index in a
+        multi-event record."""
+        headers = dead_letter(source, stage, redact_reason(reason[:2000]), event_position(event, part),
+                              event_headers(event).get(H_RECEIVED_AT))
+        kept = redact_bytes(as_bytes(event.value)) if value is None else value
+        return await self.dlq.send(key=source.encode(), value=kept, headers=headers)
 
     async def announce_landed(self, source: str, scopes: Iterable[tuple[str, str]]) -> None:
         """Tell the alert evaluator that `source` stored data for these (scope_type, scope_id) scopes.
@@ -96,46 +120,12 @@ class AgentContext:
         await asyncio.gather(*pending)
 
 
-def event_headers(event: faust.EventT) -> dict[str, str]:
-    """Kafka headers as text. Other producers may publish anything: bytes that are not UTF-8 are replaced, never
-    allowed to raise (one such header used to stop every agent on its partition)."""
-    raw = event.headers or {}
-    items = raw.items() if isinstance(raw, dict) else raw
-    return {_text(k): _text(v) for k, v in items}
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def received_at(headers: dict[str, str]) -> datetime:
-    try:
-        return parse_timestamp(headers["received_at"])
-    except (KeyError, ValueError):
-        return datetime.now(UTC)  # published straight to the topic by another producer
-
-
-def as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    return value.encode() if isinstance(value, str) else orjson.dumps(value)
-
-
-H_PART = "part"  # dead-letter header: which event of a multi-event record failed
-
-
-def dead_letter(event: faust.EventT, source: str, stage: str, reason: str) -> tuple[bytes, dict[str, str]]:
-    """The DLQ record: original bytes as the value, the why and where as headers. Neither keeps a user id or an IP
-    in clear (streams.enrich.personal.redact_bytes), whoever published the failed record."""
+def event_position(event: faust.EventT, part: int | None = None) -> Position:
     message = event.message
-    headers = event_headers(event)
-    letter_headers = {
-        "source": source, "stage": stage, "reason": redact_reason(reason[:2000]),
-        "received_at": headers.get("received_at") or datetime.now(UTC).isoformat(),
-        "failed_at": datetime.now(UTC).isoformat(),
-        "kafka_topic": message.topic, "kafka_partition": str(message.partition), "kafka_offset": str(message.offset),
-    }
-    return redact_bytes(as_bytes(event.value)), letter_headers
+    position: Position = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+    if part is not None:
+        position["part"] = part
+    return position
 
 
 def letter_row(value: bytes, headers: dict[str, str]) -> dict:
@@ -144,23 +134,23 @@ def letter_row(value: bytes, headers: dict[str, str]) -> dict:
     not what we write (a partition that is not a number, a time that does not parse) is kept as text in the
     reason and replaced by a neutral value, never allowed to stop the dead-letter sink. Records other producers put
     on the DLQ are stored with ids pseudonymized and IPs removed, as ours are."""
-    topic = headers.get("kafka_topic", "")
-    partition, offset = headers.get("kafka_partition", "0"), headers.get("kafka_offset", "0")
+    topic = headers.get(H_KAFKA_TOPIC, "")
+    partition, offset = headers.get(H_KAFKA_PARTITION, "0"), headers.get(H_KAFKA_OFFSET, "0")
     part = [headers[H_PART]] if H_PART in headers else []
-    reason = headers.get("reason", "")
+    reason = headers.get(H_REASON, "")
     problems = [f"{name}={headers.get(name)!r}" for name, ok in (
-        ("kafka_partition", _is_int(partition, 2**31)), ("kafka_offset", _is_int(offset, 2**63)),
-        ("received_at", _is_time(headers.get("received_at"))), ("failed_at", _is_time(headers.get("failed_at"))))
+        (H_KAFKA_PARTITION, _is_int(partition, 2**31)), (H_KAFKA_OFFSET, _is_int(offset, 2**63)),
+        (H_RECEIVED_AT, _is_time(headers.get(H_RECEIVED_AT))), (H_FAILED_AT, _is_time(headers.get(H_FAILED_AT))))
         if not ok and headers.get(name) is not None]
     if problems:
         reason = f"{reason} [unusable dead-letter headers: {', '.join(problems)}]"[:4000]
     now = datetime.now(UTC).isoformat()
     return {
-        "dead_letter_id": stable_id(topic, partition, offset, headers.get("stage", ""), *part),
-        "source": headers.get("source", "unknown"), "stage": headers.get("stage", "unknown"),
+        "dead_letter_id": stable_id(topic, partition, offset, headers.get(H_STAGE, ""), *part),
+        "source": headers.get(H_SOURCE, "unknown"), "stage": headers.get(H_STAGE, "unknown"),
         "reason": redact_reason(reason), "original": redact_bytes(value),
-        "received_at": headers["received_at"] if _is_time(headers.get("received_at")) else now,
-        "failed_at": headers["failed_at"] if _is_time(headers.get("failed_at")) else now,
+        "received_at": headers[H_RECEIVED_AT] if _is_time(headers.get(H_RECEIVED_AT)) else now,
+        "failed_at": headers[H_FAILED_AT] if _is_time(headers.get(H_FAILED_AT)) else now,
         "kafka_topic": topic, "kafka_partition": int(partition) if _is_int(partition, 2**31) else 0,
         "kafka_offset": int(offset) if _is_int(offset, 2**63) else 0,
     }

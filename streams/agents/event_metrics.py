@@ -18,14 +18,14 @@ import logging
 from collections.abc import Sequence
 
 from streams.agents.common import AgentContext
-from streams.enrich.event_metrics import EventMetric
-from streams.event_metrics import (
+from streams.event_metrics.definitions import EventMetric
+from streams.event_metrics.refresh import (
     data_horizon,
-    default_metrics,
     rebuild_event_metrics,
     refresh_pending,
     sync_event_metric_definitions,
 )
+from streams.event_metrics.sql import default_metrics
 from streams.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

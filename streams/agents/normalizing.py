@@ -14,7 +14,9 @@ from typing import Any
 import faust
 import orjson
 
-from streams.agents.common import AgentContext, Rejected, as_bytes, dead_letter, event_headers
+from streams.agents.common import AgentContext, Rejected
+from streams.enrich.personal import redact_bytes
+from streams.records import as_bytes, event_headers
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +25,8 @@ Normalizer = Callable[[bytes, dict[str, str], Any], dict]
 
 async def send_letter(ctx: AgentContext, event: faust.EventT, source: str, stage: str, reason: str,
                       redact: Callable[[bytes], bytes] | None) -> Any:
-    value, headers = dead_letter(event, source, stage, reason)
-    if redact is not None:
-        value = redact(value)
-    encoded = {name: text.encode() for name, text in headers.items()}
-    return await ctx.dlq.send(key=source.encode(), value=value, headers=encoded)
+    value = None if redact is None else redact(redact_bytes(as_bytes(event.value)))
+    return await ctx.send_dead_letter(event, source, stage, reason, value)
 
 
 async def normalize_batches(ctx: AgentContext, stream: Any, source: str, normalize: Normalizer,

@@ -27,7 +27,8 @@ import orjson
 
 from streams.agents.common import AgentContext, PoisonBatch, Rejected, write_with_retry
 from streams.config import REFERENCE_TOPICS
-from streams.enrich.reference import (
+from streams.erase.subjects import reference_subjects, without_erased
+from streams.reference.kinds import (
     KIND_BY_TOPIC,
     KINDS,
     ReferenceLookup,
@@ -38,8 +39,7 @@ from streams.enrich.reference import (
     to_json,
     tombstone,
 )
-from streams.erase import reference_subjects, without_erased
-from streams.reference import write_reference
+from streams.warehouse.writers import write_reference
 
 log = logging.getLogger(__name__)
 

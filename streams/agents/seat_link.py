@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from datetime import date
 from typing import Any
 
 import orjson
 
-from streams.agents.common import AgentContext, Rejected, received_at, sink_batches, write_with_retry
+from streams.agents.common import AgentContext, Rejected, sink_batches, write_with_retry
 from streams.agents.normalizing import normalize_batches
 from streams.alerts.landed import seat_link_scopes
 from streams.config import TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK
 from streams.enrich.limits import json_depth_exceeds
 from streams.enrich.seat_link import KEY_FIELD, hash_license_key, normalize_seat_link, validation_errors
-from streams.enrich.service_ping import parse_timestamp
-from streams.erase import seat_link_subjects, without_erased
-from streams.sink import existing_ids, unique_by
-from streams.warehouse import Warehouse
+from streams.records import SeatLinkRecord, received_at
+from streams.warehouse.writers import write_seat_links
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +64,7 @@ def _hash_keys_anywhere(value: Any) -> Any:
     return value
 
 
-def normalize(value: bytes, headers: dict[str, str], message: Any = None) -> dict:
+def normalize(value: bytes, headers: dict[str, str], message: Any = None) -> SeatLinkRecord:
     """Raw record -> fct_seat_link record (pure; raises Rejected for anything that cannot be used)."""
     try:
         document = orjson.loads(value)
@@ -86,23 +82,6 @@ def normalize(value: bytes, headers: dict[str, str], message: Any = None) -> dic
         raise Rejected("normalize", str(exc)) from exc
     record["payload"] = orjson.dumps(report).decode() if report is not document else value.decode()
     return record
-
-
-def seat_link_row(record: dict) -> dict:
-    return record | {
-        "report_timestamp": parse_timestamp(record["report_timestamp"]),
-        "report_date": date.fromisoformat(record["report_date"]),
-        "received_at": parse_timestamp(record["received_at"]),
-    }
-
-
-def write_seat_links(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
-    """Idempotent: a report already stored (same seat_link_id) is skipped, in the batch and across batches."""
-    rows = unique_by(without_erased(warehouse, records, seat_link_subjects), "seat_link_id")  # README "Erasure"
-    stored = existing_ids(warehouse, "fct_seat_link", "seat_link_id", [r["seat_link_id"] for r in rows])
-    fresh = [seat_link_row(r) for r in rows if r["seat_link_id"] not in stored]
-    warehouse.insert("fct_seat_link", fresh)
-    return {"seat_links": len(fresh), "seat_link_duplicates": len(records) - len(fresh)}
 
 
 def register(ctx: AgentContext) -> None:

@@ -14,20 +14,31 @@ from typing import Any
 
 import orjson
 
-from streams import sink
 from streams.agents.common import (
     AgentContext,
     Rejected,
-    as_bytes,
-    event_headers,
-    received_at,
     sink_batches,
     write_with_retry,
 )
 from streams.config import MAX_MESSAGE_BYTES, TOPIC_NORMALIZED_SERVICE_PING, TOPIC_RAW_SERVICE_PING
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import normalize_ping, parse_timestamp, ping_id_for, stable_id, validation_errors
-from streams.erase import ping_record_subjects, without_erased
+from streams.enrich.service_ping import normalize_ping, validation_errors
+from streams.erase.subjects import ping_record_subjects, without_erased
+from streams.records import (
+    H_KIND,
+    KIND_ERROR,
+    KIND_METADATA,
+    KIND_PING,
+    PingRecord,
+    PingReportRecord,
+    as_bytes,
+    event_headers,
+    parse_timestamp,
+    ping_id,
+    received_at,
+    stable_id,
+)
+from streams.warehouse import writers
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +54,26 @@ class ServicePingNormalizer:
 
     dictionary: MetricDictionary
 
-    def __call__(self, value: bytes, headers: dict[str, str], partition: int, offset: int) -> dict:
-        kind = headers.get("kind", "ping")
+    def __call__(self, value: bytes, headers: dict[str, str], partition: int,
+                 offset: int) -> PingRecord | PingReportRecord:
+        kind = headers.get(H_KIND, KIND_PING)
         arrived = received_at(headers)
         try:
             document = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             raise Rejected("validate", f"not valid JSON: {exc}") from exc
-        if kind == "error":
-            return {"kind": "error", "report": error_report(document, arrived)}
-        if kind == "metadata":
-            return {"kind": "metadata", "report": timing_report(document, arrived)}
+        if kind == KIND_ERROR:
+            return {"kind": KIND_ERROR, "report": error_report(document, arrived)}
+        if kind == KIND_METADATA:
+            return {"kind": KIND_METADATA, "report": timing_report(document, arrived)}
         errors = validation_errors(document)
         if errors:
             raise Rejected("validate", "schema: " + "; ".join(errors))
         try:
-            record = normalize_ping(document, self.dictionary, ping_id_for(document, value), arrived, value)
+            record = normalize_ping(document, self.dictionary, ping_id(headers, document, value), arrived, value)
         except ValueError as exc:
             raise Rejected("normalize", str(exc)) from exc
-        record.update(kind="ping", raw=value.decode(), source={"partition": partition, "offset": offset})
+        record.update(kind=KIND_PING, raw=value.decode(), source={"partition": partition, "offset": offset})
         return record
 
 
@@ -81,7 +93,7 @@ def encoded_parts(record: dict, limit: int = PART_BYTES) -> list[bytes]:
 
 def split_record(record: dict, count: int) -> list[dict]:
     """A normalized ping as `count` parts: each has the ping, a contiguous slice of the metrics and of the raw
-    JSON, and part = {index, count}. The sink writes the ping once its last part is stored (sink.write_pings)."""
+    JSON, and part = {index, count}. The sink writes the ping once its last part is stored (writers.write_pings)."""
     metrics, raw = record["metrics"], record["raw"]
     rows, chars = len(metrics["metrics_path"]), len(raw)
     attributes = {attribute_id: values for attribute_id, values in metrics["attributes"]}
@@ -197,13 +209,14 @@ def register(ctx: AgentContext) -> None:
 
     @ctx.app.task
     async def publish_dictionary() -> None:
-        await asyncio.to_thread(sink.load_metric_dictionary, warehouse, ctx.dictionary, datetime.now(UTC))
+        await asyncio.to_thread(writers.load_metric_dictionary, warehouse, ctx.dictionary, datetime.now(UTC))
 
 
 def write_service_ping_batch(warehouse: Any, records: list[dict]) -> dict[str, int]:
     records = without_erased(warehouse, records, ping_record_subjects)  # README "Erasure"
-    counts = sink.write_pings(warehouse, [r for r in records if r["kind"] == "ping"])
-    counts["error_reports"] = sink.write_ping_errors(warehouse, [r["report"] for r in records if r["kind"] == "error"])
-    counts["timing_reports"] = sink.write_metric_timings(
-        warehouse, [r["report"] for r in records if r["kind"] == "metadata"])
+    counts = writers.write_pings(warehouse, [r for r in records if r["kind"] == KIND_PING])
+    counts["error_reports"] = writers.write_ping_errors(
+        warehouse, [r["report"] for r in records if r["kind"] == KIND_ERROR])
+    counts["timing_reports"] = writers.write_metric_timings(
+        warehouse, [r["report"] for r in records if r["kind"] == KIND_METADATA])
     return counts

@@ -26,15 +26,7 @@ from typing import Any
 
 import orjson
 
-from streams.agents.common import (
-    H_PART,
-    AgentContext,
-    as_bytes,
-    dead_letter,
-    event_headers,
-    received_at,
-    sink_batches,
-)
+from streams.agents.common import AgentContext, sink_batches
 from streams.agents.common import write_with_retry as _write_with_retry
 from streams.alerts.landed import event_scopes
 from streams.config import TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW
@@ -47,29 +39,39 @@ from streams.enrich.snowplow import (
     BAD_CONFLICT,
     BAD_ENRICHMENT,
     BAD_FORMAT,
-    H_BAD_ROW_TYPE,
-    H_CLIENT_GEO,
-    H_CLIENT_IP,
-    H_EVENT_INDEX,
-    H_REASON,
-    H_USERAGENT,
-    KIND_EVENTS,
     BadEvent,
     Receipt,
     bad_row,
     normalize_event,
     take_ip,
 )
-from streams.erase import snowplow_record_subjects, without_erased
-from streams.event_metrics import mark_touched, refresh_pending
+from streams.erase.subjects import snowplow_record_subjects, without_erased
+from streams.event_metrics.refresh import mark_touched, refresh_pending
+from streams.records import (
+    H_BAD_ROW_TYPE,
+    H_CLIENT_GEO,
+    H_COLLECTOR,
+    H_EVENT_INDEX,
+    H_KIND,
+    H_REASON,
+    H_REQUEST_ID,
+    H_USERAGENT,
+    KIND_BAD_REQUEST,
+    KIND_EVENTS,
+    Position,
+    SnowplowRecord,
+    as_bytes,
+    dead_letter,
+    event_headers,
+    received_at,
+)
 from streams.warehouse import Warehouse
+from streams.warehouse.writers import WriteResult, write_behavior_events
 
 log = logging.getLogger(__name__)
 
 SOURCE = "snowplow"
-TABLE = "fct_behavior_structured_event"
 CONSUMED_TOPICS = [TOPIC_RAW_SNOWPLOW, TOPIC_NORMALIZED_SNOWPLOW]
-_TIMESTAMPS = ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp", "true_tstamp", "derived_tstamp")
 
 
 class BadRow(Exception):
@@ -91,8 +93,8 @@ def receipt_from(headers: dict[str, str], ip: str | None, index: int | None = No
             index = int(headers.get(H_EVENT_INDEX, "0"))
         except ValueError:
             index = 0
-    return Receipt(collector_tstamp=received_at(headers), request_id=headers.get("request_id", ""),
-                   event_index=index, collector=headers.get("collector", ""),
+    return Receipt(collector_tstamp=received_at(headers), request_id=headers.get(H_REQUEST_ID, ""),
+                   event_index=index, collector=headers.get(H_COLLECTOR, ""),
                    useragent=headers.get(H_USERAGENT, ""), ip=ip,
                    location=decode_location(geo) if geo is not None and not ip else None)
 
@@ -119,10 +121,10 @@ class SnowplowNormalizer:
     registry: Registry
     key: bytes
 
-    def records(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> list[dict[str, Any] | BadRow]:
+    def records(self, value: bytes, headers: dict[str, str], source: Position) -> list[SnowplowRecord | BadRow]:
         """Every event of a raw record, normalized or as a BadRow. The collector publishes one record per request
         and user (kind `events`, a JSON array); a record of kind `event` holds one event (other producers)."""
-        if headers.get("kind") != KIND_EVENTS:
+        if headers.get(H_KIND) != KIND_EVENTS:
             try:
                 return [self(value, headers, source)]
             except BadRow as bad:
@@ -143,9 +145,9 @@ class SnowplowNormalizer:
                 out.append(bad)
         return out
 
-    def __call__(self, value: bytes, headers: dict[str, str], source: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, value: bytes, headers: dict[str, str], source: Position) -> SnowplowRecord:
         """One raw record holding one event -> its normalized record; raises BadRow."""
-        if headers.get("kind") == "bad_request":  # the collector found no events in the request
+        if headers.get(H_KIND) == KIND_BAD_REQUEST:  # the collector found no events in the request
             receipt = receipt_from(headers, None)
             reason = bad_row(headers.get(H_BAD_ROW_TYPE, BAD_FORMAT), [headers.get(H_REASON, "bad request")],
                              receipt.public(), datetime.now(UTC))
@@ -158,9 +160,9 @@ class SnowplowNormalizer:
             raise _unusable_record(value, headers, too_deep_reason())
         return self._normalize(event, value, headers, source, None)
 
-    def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: dict[str, Any],
-                   index: int | None) -> dict[str, Any]:
-        ip = take_ip(event) or headers.get(H_CLIENT_IP) or None  # another producer may have left `ip` in
+    def _normalize(self, event: Any, value: bytes | None, headers: dict[str, str], source: Position,
+                   index: int | None) -> SnowplowRecord:
+        ip = take_ip(event)  # another producer may have left `ip` in
         cleaned = pseudonymize_event(event, self.key)  # nor may it have pseudonymized the user ids
         # the event alone, without an ip parameter, ids pseudonymized (the record's own bytes when they are that)
         original = orjson.dumps(cleaned) if value is None or cleaned is not event or ip else value
@@ -178,62 +180,10 @@ class SnowplowNormalizer:
         return {"row": row, "raw": original.decode(errors="replace"), "receipt": receipt.public(), "source": source}
 
 
-# ---------------------------------------------------------------------------------------------------
-# The idempotent writer (also usable from replays).
-
-
-@dataclass
-class WriteResult:
-    stored: int
-    duplicates: int
-    conflicts: list[dict]
-
-
-def stored_fingerprints(warehouse: Warehouse, event_ids: list[str]) -> dict[str, int]:
-    if not event_ids:
-        return {}
-    # Ids travel as one comma-joined String: they are UUIDs, and chdb cannot bind Array(String) parameters.
-    result = warehouse.query(
-        f"SELECT event_id, any(event_fingerprint) FROM {TABLE} "
-        "WHERE event_id IN (SELECT arrayJoin(splitByChar(',', {ids:String}))) GROUP BY event_id",
-        {"ids": ",".join(event_ids)})
-    return {str(event_id): int(fp) for event_id, fp in result.rows}
-
-
-def warehouse_row(row: dict[str, Any], ingested_at: datetime, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = dict(row)
-    # the raw record's position, for the completeness check (clickhouse/091); -1 when a replay does not know it
-    out["kafka_partition"], out["kafka_offset"] = (source or {}).get("partition", -1), (source or {}).get("offset", -1)
-    for name in _TIMESTAMPS:
-        out[name] = datetime.fromisoformat(out[name]) if out[name] else None
-    out["behavior_date"] = date.fromisoformat(out["behavior_date"])
-    out["ingested_at"] = ingested_at
-    return out
-
-
-def write_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]],
-                          ingested_at: datetime | None = None) -> WriteResult:
-    """Insert the events whose event_id is not stored yet; see the module doc for duplicates and conflicts."""
-    winners = stored_fingerprints(warehouse, list(dict.fromkeys(r["row"]["event_id"] for r in records)))
-    fresh, duplicates, conflicts = [], 0, []
-    for record in records:
-        event_id, fp = record["row"]["event_id"], record["row"]["event_fingerprint"]
-        if event_id not in winners:
-            winners[event_id] = fp
-            fresh.append(record)
-        elif winners[event_id] == fp:
-            duplicates += 1
-        else:
-            conflicts.append(record)
-    now = ingested_at or datetime.now(UTC)
-    warehouse.insert(TABLE, [warehouse_row(r["row"], now, r.get("source")) for r in fresh])
-    return WriteResult(len(fresh), duplicates, conflicts)
-
-
 def store_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]]) -> WriteResult:
     """The sink's unit of work, safe to repeat after a failure or crash at any point: the new facts, the days of
     every record of the batch (also those skipped as already stored), then the derived tables of every pending day
-    recomputed from the facts (streams/event_metrics.py). Returns what write_behavior_events found."""
+    recomputed from the facts (streams/event_metrics/). Returns what write_behavior_events found."""
     records = without_erased(warehouse, records, snowplow_record_subjects)  # README "Erasure"
     result = write_behavior_events(warehouse, records)
     mark_touched(warehouse, {date.fromisoformat(r["row"]["behavior_date"]) for r in records})
@@ -241,21 +191,14 @@ def store_behavior_events(warehouse: Warehouse, records: list[dict[str, Any]]) -
     return result
 
 
-def conflict_letter(record: dict[str, Any], now: datetime) -> tuple[bytes, dict[str, bytes]]:
+def conflict_letter(record: SnowplowRecord, now: datetime) -> tuple[bytes, dict[str, bytes]]:
     """Dead letter for an event_id that is already stored with other content, at its raw-topic position."""
-    row, source = record["row"], record["source"]
+    row = record["row"]
     reason = bad_row(BAD_CONFLICT, [f"event_id {row['event_id']} is already stored with different content "
                                     f"(fingerprint {row['event_fingerprint']:016x} differs); this copy was not stored"],
                      record["receipt"], now)
-    headers = {
-        "source": SOURCE, "stage": "dedup", "reason": reason,
-        "received_at": record["receipt"]["collector_tstamp"], "failed_at": now.isoformat(),
-        "kafka_topic": source["topic"], "kafka_partition": str(source["partition"]),
-        "kafka_offset": str(source["offset"]),
-    }
-    if "part" in source:
-        headers[H_PART] = str(source["part"])
-    return record["raw"].encode(), {k: v.encode() for k, v in headers.items()}
+    headers = dead_letter(SOURCE, "dedup", reason, record["source"], record["receipt"]["collector_tstamp"], now)
+    return record["raw"].encode(), headers
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -316,12 +259,9 @@ def register(ctx: AgentContext) -> None:
     warehouse, settings = ctx.warehouse, ctx.settings
 
     async def send_bad_row(event: Any, bad: BadRow) -> Any:
-        _, headers = dead_letter(event, SOURCE, bad.stage, bad.reason)
-        if bad.part is not None:
-            headers[H_PART] = str(bad.part)
         # bad rows of records no agent could parse keep their bytes: ids and IPs are taken out of them here
-        return await ctx.dlq.send(key=SOURCE.encode(), value=redact_bytes(bad.original, normalize.key),
-                                  headers={k: v.encode() for k, v in headers.items()})
+        return await ctx.send_dead_letter(event, SOURCE, bad.stage, bad.reason,
+                                          redact_bytes(bad.original, normalize.key), bad.part)
 
     @ctx.app.agent(raw_events, name="normalize_snowplow")
     async def normalize_snowplow(stream: Any) -> None:

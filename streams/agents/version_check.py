@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from streams.agents.common import AgentContext, Rejected, received_at, sink_batches, write_with_retry
+from streams.agents.common import AgentContext, Rejected, sink_batches, write_with_retry
 from streams.agents.normalizing import normalize_batches
 from streams.config import TOPIC_NORMALIZED_VERSION_CHECK, TOPIC_RAW_VERSION_CHECK
-from streams.enrich.service_ping import parse_timestamp, stable_id
 from streams.enrich.version_check import (
     SEVERITIES,
     InvalidCheck,
@@ -25,10 +23,9 @@ from streams.enrich.version_check import (
     edition_of,
     host_from_referer,
 )
-from streams.erase import version_check_subjects, without_erased
+from streams.records import H_REQUEST_ID, VersionCheckRecord, received_at, stable_id, timestamp_text
 from streams.releases import seed_if_empty
-from streams.sink import existing_ids, unique_by
-from streams.warehouse import Warehouse
+from streams.warehouse.writers import write_version_checks
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +35,12 @@ FORMATS = ("json", "svg", "png")
 
 def check_id_for(headers: dict[str, str], message: Any) -> int:
     """The collector's request id; for records published by others, their Kafka position (stable on redelivery)."""
-    if headers.get("request_id"):
-        return stable_id("version_check", headers["request_id"])
+    if headers.get(H_REQUEST_ID):
+        return stable_id("version_check", headers[H_REQUEST_ID])
     return stable_id("version_check", str(message.topic), str(message.partition), str(message.offset))
 
 
-def normalize(value: bytes, headers: dict[str, str], message: Any) -> dict:
+def normalize(value: bytes, headers: dict[str, str], message: Any) -> VersionCheckRecord:
     """Raw check (the request and the answer it got) -> fct_version_check record. Raises Rejected."""
     try:
         envelope = orjson.loads(value)
@@ -61,21 +58,12 @@ def normalize(value: bytes, headers: dict[str, str], message: Any) -> dict:
         raise Rejected("validate", f"severity must be one of {SEVERITIES} and format one of {FORMATS}")
     return {
         "check_id": check_id_for(headers, message),
-        "checked_at": received_at(headers).isoformat(timespec="milliseconds"),
+        "checked_at": timestamp_text(received_at(headers), "milliseconds"),
         "version": text, "major_version": version.major, "minor_version": version.minor,
         "patch_version": version.patch, "prerelease": version.prerelease, "edition": edition_of(version, info),
         "host": host_from_referer(envelope.get("referer")), "severity": severity,
         "latest_version": str(envelope.get("latest_version") or ""), "request_format": request_format,
     }
-
-
-def write_version_checks(warehouse: Warehouse, records: Sequence[dict]) -> dict[str, int]:
-    """Idempotent on check_id, like every sink."""
-    rows = unique_by(without_erased(warehouse, records, version_check_subjects), "check_id")  # README "Erasure"
-    stored = existing_ids(warehouse, "fct_version_check", "check_id", [r["check_id"] for r in rows])
-    fresh = [r | {"checked_at": parse_timestamp(r["checked_at"])} for r in rows if r["check_id"] not in stored]
-    warehouse.insert("fct_version_check", fresh)
-    return {"version_checks": len(fresh), "version_check_duplicates": len(records) - len(fresh)}
 
 
 def register(ctx: AgentContext) -> None:

@@ -6,7 +6,7 @@
   signals.py   the SQL that reads a signal for a set of scopes from the warehouse
   store.py     the alerts / alert_scope_state / alert_delivery tables
   delivery.py  event JSON, webhook signing, Slack text, retry schedule
-  latency.py   time from the last input record to the alert on the topic (for the benchmarks)
 
-The agents that run all this live in streams/agents/alerts.py.
+The agents that run all this live in streams/agents/alerts.py; the benchmarks' alert latency in
+fleet/alert_latency.py.
 """

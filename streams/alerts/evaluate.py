@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from streams.alerts.rules import Condition, Rule
-from streams.enrich.service_ping import stable_id
+from streams.records import stable_id
 
 OPEN, RESOLVED = "open", "resolved"
 

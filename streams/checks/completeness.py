@@ -9,7 +9,7 @@ Per partition, an offset is accounted for when
     once, so its second offset is accounted by content), an error or metadata report's report_id, a Seat Link's
     seat_link_id, a version check's check_id, any event_id of a Snowplow request (a tracker's retry lands nothing
     new: its events are stored from the first request). Only offsets not accounted by position are read back, or
-  - the record names an erased subject (streams/erase.py: its rows were deleted on purpose and the sinks drop it).
+  - the record names an erased subject (streams/erase/: its rows were deleted on purpose and the sinks drop it).
 The result per partition: "complete through offset N (time T)", N the last offset of the gap-free prefix. Offsets
 after a gap while the worker's group still has lag on the source's topics are in flight (warn); a gap while the group
 has no lag is data that was accepted and never landed (fail).
@@ -41,8 +41,8 @@ from streams.config import (
     TOPIC_RAW_VERSION_CHECK,
     Settings,
 )
-from streams.erase import ErasureList, letter_subjects, load_erasure_list
-from streams.kafka import OffsetProbe
+from streams.erase.subjects import ErasureList, letter_subjects, load_erasure_list
+from streams.kafka.admin import OffsetProbe
 from streams.warehouse import Warehouse
 
 Identity = tuple[str, str, int | str]  # table, id column, id
@@ -53,18 +53,17 @@ def _headers(record: object) -> dict[str, str]:
 
 
 def service_ping_identity(record: object) -> list[Identity]:
-    from streams.agents.common import received_at
     from streams.agents.service_ping import error_report, timing_report
-    from streams.enrich.service_ping import ping_id_for
+    from streams.records import H_KIND, KIND_ERROR, KIND_METADATA, KIND_PING, ping_id, received_at
 
     value, headers = record.value, _headers(record)  # type: ignore[attr-defined]
     document = orjson.loads(value)
-    kind = headers.get("kind", "ping")
-    if kind == "error":
+    kind = headers.get(H_KIND, KIND_PING)
+    if kind == KIND_ERROR:
         return [("fct_ping_error", "report_id", error_report(document, received_at(headers))["report_id"])]
-    if kind == "metadata":
+    if kind == KIND_METADATA:
         return [("fct_ping_metric_timing", "report_id", timing_report(document, received_at(headers))["report_id"])]
-    return [("fct_ping_instance", "ping_id", ping_id_for(document, value))]
+    return [("fct_ping_instance", "ping_id", ping_id(headers, document, value))]
 
 
 def seat_link_identity(record: object) -> list[Identity]:

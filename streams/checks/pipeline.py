@@ -9,8 +9,8 @@ import orjson
 
 from streams.checks.model import Catalog
 from streams.checks.spec import FAIL, PASS, WARN, Check, Result, outcome
-from streams.enrich.service_ping import parse_timestamp
 from streams.metrics import reason_class
+from streams.records import parse_timestamp
 from streams.warehouse import Warehouse
 
 _XMAU_BY = ("delivery", "xmau_type", "metrics_path")  # every series, when a declaration names no `by`

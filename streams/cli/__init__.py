@@ -10,7 +10,7 @@ One module per command group; each holds a `typer.Typer()` named `app` whose com
   privacy.py    erase
 
 Adding a command:
-1. Put the work in a plain typed function in its own module (e.g. `streams/erase.py`:
+1. Put the work in a plain typed function in its own module (e.g. `streams/erase/run.py`:
    `def erase(settings: Settings, user_id: str | None) -> int`); it prints its result and returns the exit status.
 2. Add a thin command to the group's module (or a new module `streams/cli/<group>.py` with `app = typer.Typer()`,
    listed in GROUPS below). Its docstring is the command's help; every parameter is

@@ -23,8 +23,8 @@ def catalog(
     """Write the data catalog from the warehouse's own comments, with the metric dictionary."""
     from streams.catalog import write_catalog
     from streams.enrich.metric_dictionary import MetricDictionary
-    from streams.event_metrics import sync_event_metric_definitions
-    from streams.sink import load_metric_dictionary
+    from streams.event_metrics.refresh import sync_event_metric_definitions
+    from streams.warehouse.writers import load_metric_dictionary
 
     with connected(migrated=True) as warehouse:
         # the definitions the worker loads at start, so a fresh warehouse gives the same catalog

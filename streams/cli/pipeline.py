@@ -14,7 +14,7 @@ import typer
 
 from streams.cli.common import apply_migrations, connected
 from streams.config import Settings
-from streams.kafka import DEFAULT_BROKER_PORT
+from streams.kafka.broker import DEFAULT_BROKER_PORT
 
 app = typer.Typer()
 broker = typer.Typer(help="A local single-node Kafka (KRaft) broker.", no_args_is_help=True)
@@ -31,7 +31,7 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="keep the previous demo's broker and warehouse data")] = False,
 ) -> None:
     """Broker + collector + worker; the sample fleet over HTTP; print what landed next to what was sent."""
-    from streams.demo import run_demo
+    from fleet.demo import run_demo
 
     settings = Settings.from_env()
     settings = replace(settings, data_dir=settings.data_dir / "demo")
@@ -119,7 +119,7 @@ def broker_start(
     timeout: Annotated[float, typer.Option(help="seconds to wait for the broker to be ready")] = 90,
 ) -> None:
     """Run the broker in the foreground until Ctrl-C; prints its bootstrap address."""
-    from streams.kafka import run_broker
+    from streams.kafka.broker import run_broker
 
     raise typer.Exit(run_broker(port, heap, timeout))
 

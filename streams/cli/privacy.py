@@ -20,6 +20,6 @@ def erase(
 ) -> None:
     """Erase one user, namespace or instance from every table and aggregate, keep it erased across replays, and
     print the proof query (README "Erasure")."""
-    from streams.erase import erase as erase_subject
+    from streams.erase.run import erase as erase_subject
 
     raise typer.Exit(erase_subject(Settings.from_env(), user_id=user_id, namespace=namespace, instance=instance))

@@ -15,7 +15,7 @@ from streams.cli.common import connected, progress_to_stderr
 from streams.config import Settings
 
 if TYPE_CHECKING:
-    from streams.enrich.reference import RefKind
+    from streams.reference.kinds import RefKind
 
 app = typer.Typer()
 reference = typer.Typer(help="Reference data: licenses, subscriptions, accounts, mappings.", no_args_is_help=True)
@@ -38,8 +38,9 @@ def reference_load(
     """Validate a whole CSV file, then write it to the kind's dim_ table (or publish it to its compacted topic)."""
     from datetime import UTC, datetime
 
-    from streams.enrich.reference import kind_named
-    from streams.reference import CsvValidationError, read_csv, with_version, write_reference
+    from streams.reference.kinds import kind_named
+    from streams.reference.load import CsvValidationError, read_csv, with_version
+    from streams.warehouse.writers import write_reference
 
     settings = Settings.from_env()
     try:
@@ -61,8 +62,8 @@ def reference_load(
 
 
 async def _publish(settings: Settings, bootstrap: str, kind: RefKind, rows: list[dict[str, Any]]) -> int:
-    from streams.reference import publish
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
+    from streams.reference.load import publish
 
     await ensure_topics(bootstrap, settings)  # the compacted topic must not be auto-created with broker defaults
     with progress_to_stderr("published", len(rows)) as progress:
@@ -75,7 +76,7 @@ def reference_columns(
                                              show_default=False)] = None,
 ) -> None:
     """Print the CSV columns of each kind: type, required or not, meaning."""
-    from streams.enrich.reference import KINDS, kind_named
+    from streams.reference.kinds import KINDS, kind_named
 
     for ref_kind in [kind_named(kind)] if kind else list(KINDS.values()):
         print(f"{ref_kind.name} -> {ref_kind.table} (key {ref_kind.key}; topic {ref_kind.topic}; "
@@ -94,7 +95,7 @@ def reference_sample(
     seed: Annotated[int, typer.Option(help="seed of the sample fleet")] = 42,
 ) -> None:
     """Write reference CSVs for the sample fleet (the same fleet as `demo` with the same options)."""
-    from streams.fleet_reference import fleet_reference
+    from fleet.reference import fleet_reference
 
     for name, path in fleet_reference(instances, weeks, seed).write_csvs(out).items():
         print(f"{name:<18} {path}")
@@ -103,7 +104,7 @@ def reference_sample(
 @report.command("match-rate")
 def report_match_rate() -> None:
     """Pings and Seat Link reports matched to subscription and account, per month."""
-    from streams.reference import match_rate
+    from streams.reference.load import match_rate
     from streams.tables import format_table
 
     with connected() as warehouse:

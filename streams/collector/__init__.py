@@ -30,8 +30,8 @@ from streams.collector.common import (
     safe_text,
 )
 from streams.config import Settings
-from streams.kafka import RepeatFilter, limit_repeated_logs
-from streams.topics import ensure_topics
+from streams.kafka.admin import RepeatFilter, limit_repeated_logs
+from streams.kafka.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,8 @@ import contextlib
 import logging
 import socket
 import time
-import uuid as uuid_lib
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -20,17 +18,9 @@ from aiokafka import AIOKafkaProducer, errors
 from streams import metrics
 from streams.config import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, Settings
 from streams.enrich.limits import json_depth_exceeds, too_deep_reason
+from streams.records import receipt
 
 log = logging.getLogger(__name__)
-
-# Kafka header names carrying receipt metadata next to the original bytes.
-H_RECEIVED_AT = "received_at"
-H_SOURCE = "source"
-H_KIND = "kind"
-H_REQUEST_ID = "request_id"
-H_COLLECTOR = "collector"
-H_PING_ID = "ping_id"
-
 
 class Publisher(Protocol):
     async def publish(self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None: ...
@@ -199,13 +189,7 @@ class Collector:
         self.collector_name = socket.gethostname()
 
     def receipt(self, source: str, kind: str) -> dict[str, str]:
-        return {
-            H_RECEIVED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
-            H_SOURCE: source,
-            H_KIND: kind,
-            H_REQUEST_ID: uuid_lib.uuid4().hex,
-            H_COLLECTOR: self.collector_name,
-        }
+        return receipt(source, kind, self.collector_name)
 
     async def read_json(self, request: web.Request) -> tuple[bytes, dict]:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:

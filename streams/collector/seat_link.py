@@ -12,6 +12,7 @@ from aiohttp import web
 from streams.collector.common import BadRequest, Collector
 from streams.config import TOPIC_RAW_SEAT_LINK
 from streams.enrich.seat_link import KEY_FIELD, SHA256_FIELD, hash_license_key
+from streams.records import KIND_REPORT
 
 # What the customers portal answers (the current worker reads data.*; 13.x workers read `license`).
 # No new license, no future subscriptions; null reconciliation dates make the instance drop any
@@ -48,7 +49,7 @@ def routes(collector: Collector) -> list[web.RouteDef]:
             _, document = await collector.read_json(request)
             report = hashed_report(document)
             await collector.publish(topic, report[SHA256_FIELD], orjson.dumps(report),
-                                    collector.receipt("seat_link", "report"))
+                                    collector.receipt("seat_link", KIND_REPORT))
         except BadRequest as exc:
             return failure(exc)
         return web.json_response(ACCEPTED)

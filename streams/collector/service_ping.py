@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from streams.collector.common import H_PING_ID, BadRequest, Collector, str_or_none
+from streams.collector.common import BadRequest, Collector, str_or_none
 from streams.config import TOPIC_RAW_SERVICE_PING
-from streams.enrich.service_ping import ping_id_for
+from streams.records import H_PING_ID, KIND_ERROR, KIND_METADATA, KIND_PING, ping_id_for
 
 
 def routes(collector: Collector) -> list[web.RouteDef]:
@@ -15,7 +15,7 @@ def routes(collector: Collector) -> list[web.RouteDef]:
     async def usage_data(request: web.Request) -> web.Response:
         body, document = await collector.read_json(request)
         ping_id = ping_id_for(document, body)
-        headers = collector.receipt("service_ping", "ping") | {H_PING_ID: str(ping_id)}
+        headers = collector.receipt("service_ping", KIND_PING) | {H_PING_ID: str(ping_id)}
         await collector.publish(topic, str_or_none(document.get("uuid")), body, headers)
         # Instances read conv_index.usage_data_id (older ones dev_ops_score.usage_data_id): a positive integer.
         answer = {"usage_data_id": ping_id}
@@ -26,7 +26,8 @@ def routes(collector: Collector) -> list[web.RouteDef]:
         error = document.get("error")
         if not isinstance(error, dict):
             raise BadRequest(422, 'expected {"error": {...}}')
-        await collector.publish(topic, str_or_none(error.get("uuid")), body, collector.receipt("service_ping", "error"))
+        headers = collector.receipt("service_ping", KIND_ERROR)
+        await collector.publish(topic, str_or_none(error.get("uuid")), body, headers)
         return web.json_response({}, status=201)
 
     async def usage_ping_metadata(request: web.Request) -> web.Response:
@@ -35,7 +36,7 @@ def routes(collector: Collector) -> list[web.RouteDef]:
         if not isinstance(metadata, dict) or not isinstance(metadata.get("metrics", []), list):
             raise BadRequest(422, 'expected {"metadata": {"uuid": ..., "metrics": [...]}}')
         await collector.publish(topic, str_or_none(metadata.get("uuid")), body,
-                                collector.receipt("service_ping", "metadata"))
+                                collector.receipt("service_ping", KIND_METADATA))
         return web.json_response({}, status=201)
 
     return [

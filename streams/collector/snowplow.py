@@ -40,17 +40,20 @@ from streams.enrich.snowplow import (
     BAD_ADAPTER,
     BAD_FORMAT,
     BAD_SIZE,
-    H_BAD_ROW_TYPE,
-    H_CLIENT_GEO,
-    H_EVENT_INDEX,
-    H_REASON,
-    H_USERAGENT,
-    KIND_EVENTS,
     EnvelopeError,
     query_event,
     request_records,
     split_payload,
     take_ip,
+)
+from streams.records import (
+    H_BAD_ROW_TYPE,
+    H_CLIENT_GEO,
+    H_EVENT_INDEX,
+    H_REASON,
+    H_USERAGENT,
+    KIND_BAD_REQUEST,
+    KIND_EVENTS,
 )
 
 POST_PATH = "/com.snowplowanalytics.snowplow/tp2"
@@ -150,7 +153,7 @@ def routes(collector: Collector) -> list[web.RouteDef]:
             raise BadRequest(503, "temporarily unable to accept data; retry later") from exc
 
     async def publish_bad(request: web.Request, original: bytes, error: EnvelopeError) -> web.Response:
-        headers = base_headers(request, "bad_request") | {
+        headers = base_headers(request, KIND_BAD_REQUEST) | {
             H_EVENT_INDEX: "0", H_BAD_ROW_TYPE: error.bad_row_type, H_REASON: redact_reason(error.reason[:1000])}
         # never an id or an IP in clear; a big body is cleaned in a thread, so other requests are served meanwhile
         clean = await asyncio.to_thread(redact_bytes, original) if len(original) > _CLEAN_INLINE_BYTES else \

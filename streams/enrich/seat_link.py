@@ -19,7 +19,8 @@ import orjson
 from jsonschema import Draft202012Validator
 
 from streams.config import SCHEMAS_DIR
-from streams.enrich.service_ping import installation_id_for, parse_timestamp, stable_id
+from streams.enrich.service_ping import installation_id_for
+from streams.records import SeatLinkRecord, parse_timestamp, stable_id
 
 KEY_FIELD = "license_key"
 SHA256_FIELD = "license_key_sha256"
@@ -115,7 +116,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def normalize_seat_link(report: dict, received_at: datetime) -> dict:
+def normalize_seat_link(report: dict, received_at: datetime) -> SeatLinkRecord:
     """One validated, hashed report -> the fct_seat_link record (JSON-able). Raises ValueError."""
     reported = report_timestamp(report)
     sha256, md5 = report[SHA256_FIELD], report[MD5_FIELD]

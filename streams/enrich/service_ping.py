@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.config import SCHEMAS_DIR
 from streams.enrich.metric_dictionary import MetricDictionary
+from streams.records import parse_timestamp
 
 # Identifiers that happen to be numbers: kept as columns of the ping, never as metric values
 # (pg_system_id also exceeds the 2^53 that a Float64 holds exactly).
@@ -29,19 +30,6 @@ ERROR_MARKERS = frozenset({-1, -2, -1000})
 EXACT_LIMIT = 2**53
 # How to read a metric row (value_kind): a count, an indicator stored as 1/0, or a flagged value that is no count.
 NUMBER, BOOLEAN, ERROR_MARKER, NEGATIVE, TOO_LARGE = "number", "boolean", "error_marker", "negative", "too_large"
-
-
-def stable_id(*parts: str) -> int:
-    """A positive 63-bit id derived from its parts: the same ping always gets the same id."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") >> 1) or 1
-
-
-def ping_id_for(payload: Any, body: bytes) -> int:
-    """Id the collector answers with. uuid + recorded_at identify a ping (the reference idempotency key)."""
-    if isinstance(payload, dict) and payload.get("uuid") and payload.get("recorded_at"):
-        return stable_id(str(payload["uuid"]), str(payload["recorded_at"]))
-    return stable_id("body", hashlib.sha256(body).hexdigest())
 
 
 def installation_id_for(uuid: str, hostname: str | None) -> str:
@@ -94,11 +82,6 @@ def parse_version(text: str) -> Version:
     edition = "ee" if "ee" in (t.lower() for t in tags) else ""
     prerelease = ".".join(t for t in tags if t.lower() != "ee")
     return Version(int(major), int(minor), int(patch), prerelease, edition)
-
-
-def parse_timestamp(text: str) -> datetime:
-    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("Z", "+00:00"))
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _parse_date(value: Any) -> date | None:

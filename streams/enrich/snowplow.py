@@ -55,15 +55,6 @@ BAD_SCHEMA = f"{_BADROWS}/schema_violations/jsonschema/2-0-0"
 BAD_ENRICHMENT = f"{_BADROWS}/enrichment_failures/jsonschema/2-0-0"
 BAD_CONFLICT = "iglu:com.denomas.badrows/event_id_conflict/jsonschema/1-0-0"
 
-# Kafka headers the collector adds next to the receipt headers of streams.collector.common.
-H_CLIENT_IP = "client_ip"  # legacy records only: the collector now sends H_CLIENT_GEO, never the IP
-H_CLIENT_GEO = "client_geo"  # coarse location resolved at the edge ("country|region|city")
-H_USERAGENT = "useragent"
-H_EVENT_INDEX = "event_index"  # the event's index in its request; for KIND_EVENTS one per event, comma-separated
-H_BAD_ROW_TYPE = "bad_row_type"
-H_REASON = "reason"
-KIND_EVENTS = "events"  # a raw record holding a JSON array of one request's events for one user
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # ClickHouse DateTime64 ends in 2299; later device times are garbage
 _MAX_MESSAGES, _MAX_MESSAGE_CHARS, _MAX_UA_CHARS = 5, 240, 200

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from fleet.demo import DemoFleet
+from fleet.demo import _run_pipeline as run_pipeline
+from fleet.event_metrics import FleetEventMetrics
 from streams.checks.runner import check_and_report
 from streams.config import PROJECT_ROOT, Settings
 from streams.dashboard import DashboardProcess
 from streams.dashboard.pages import PAGES, Filters, entity_page, parse_filters
 from streams.dashboard.server import plotly_js, warehouse_url
-from streams.demo import DemoFleet
-from streams.demo import _run_pipeline as run_pipeline
-from streams.fleet_event_metrics import FleetEventMetrics
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse_service.process import free_port
 
@@ -41,7 +41,7 @@ INSTANCES, WEEKS, SEED = 6, 10, 42  # 10 weeks from 2026-06-01: June and July en
 @pytest.fixture(scope="module")
 def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DemoFleet]:
     """The demo's pipeline (collector, broker, worker) fed the fleet, then the trusted-data checks, without the
-    demo's printed report (tests/test_demo.py checks that; here the dashboard is the report)."""
+    demo's printed report (tests/pipeline/test_demo.py checks that; here the dashboard is the report)."""
     name = datetime.now(UTC).strftime("%H%M%S%f")
     settings = Settings.from_env(data_dir=tmp_path_factory.mktemp("dashboard"), kafka_bootstrap_servers=kafka_bootstrap,
                                  topic_prefix=f"dash-{name}.", app_id=f"dash-{name}", topic_partitions=2)

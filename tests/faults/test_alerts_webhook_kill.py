@@ -15,9 +15,9 @@ import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from fleet.demo import wait_until_landed
 from streams.config import TOPIC_ALERTS, Settings
-from streams.demo import wait_until_landed
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.worker import WorkerProcess
 from tests.support.alert_receiver import Receiver
 

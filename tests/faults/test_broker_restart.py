@@ -17,7 +17,7 @@ import pytest
 from streams.collector import RunningCollector
 from streams.collector.client import PostingClient, stored_numbers
 from streams.config import TOPIC_RAW_SERVICE_PING, Settings
-from streams.kafka import LocalBroker
+from streams.kafka.broker import LocalBroker
 
 AWAY_SECONDS = 7.0  # longer than the collector's publish timeout (5 s): every request then ends in an answer
 RECOVERY_BOUND_SECONDS = 60.0  # a liveness bound, not a speed target: before the fix it never recovered

@@ -5,7 +5,7 @@ Two faults on the engine's data directory, each for FAULT_SECONDS while half of 
 - immutable: every table's data directory gets `chattr +i` (no new parts; chmod does not stop root), then `-i`.
 During the fault the worker must not acknowledge what it could not store, nor dead-letter valid data; afterwards
 every acknowledged record lands once and every derived table equals the recomputation from the facts.
-Mounts and flags are undone in `finally` blocks (tests/faults_support.py).
+Mounts and flags are undone in `finally` blocks (tests/support/faults.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import shutil
 
 import pytest
 
-from streams.fleet import generate_fleet
-from streams.fleet_snowplow import generate_snowplow
+from fleet.pings import generate_fleet
+from fleet.snowplow_events import generate_snowplow
 from tests.support.faults import Outcome, run_warehouse_fault
 
 pytestmark = pytest.mark.integration

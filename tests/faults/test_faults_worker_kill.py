@@ -4,7 +4,7 @@ Snowplow events (official tracker payloads from the sample fleet) and Service Pi
 portions; while the worker stores each portion it is SIGKILLed (once the moment the engine writes a part of
 fct_behavior_structured_event, once inside a Service Ping insert, the others at random moments after it started
 writing) and restarted. After the lag drained: every acknowledged event and ping is stored exactly once, and every
-derived table equals a recomputation in plain Python from the facts (tests/faults_support.py) and from the
+derived table equals a recomputation in plain Python from the facts (tests/support/faults.py) and from the
 generator's own rows.
 """
 
@@ -14,8 +14,8 @@ import asyncio
 
 import pytest
 
-from streams.fleet import generate_fleet
-from streams.fleet_snowplow import generate_snowplow
+from fleet.pings import generate_fleet
+from fleet.snowplow_events import generate_snowplow
 from tests.support.faults import Outcome, run_worker_kills
 
 pytestmark = pytest.mark.integration

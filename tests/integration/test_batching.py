@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka import consumer_group_lag, create_topics
+from streams.kafka.admin import consumer_group_lag, create_topics
 
 pytestmark = pytest.mark.integration
 PROBE = Path(__file__).parents[1] / "support" / "faust_batch_probe.py"

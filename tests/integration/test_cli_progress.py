@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 
 from streams.cli import main
+from streams.config import MIGRATIONS_DIR
 from streams.progress import ItemProgress
-from streams.warehouse import MIGRATIONS_DIR, load_migrations
+from streams.warehouse import load_migrations
 from tests.support.fresh import new_database
 
 

@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.collector import BadRequest, RunningCollector, decode_body, parse_json_object
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SERVICE_PING, Settings
-from streams.enrich.service_ping import ping_id_for
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
+from streams.records import ping_id_for
 
 PING = {"uuid": "0f3b-instance", "hostname": "git.example.com", "version": "17.3.1",
         "recorded_at": "2026-06-04T10:44:00.162+00:00", "counts": {"ci_builds": 5}}

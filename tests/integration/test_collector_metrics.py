@@ -11,7 +11,7 @@ import pytest
 
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

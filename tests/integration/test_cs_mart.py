@@ -21,11 +21,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from fleet.pings import fleet_licenses, generate_fleet
+from fleet.reference import account_id_for, current_subscription_id, fleet_reference
 from streams.config import Settings
 from streams.cs_mart import CS_MART_METRICS, MART, export, read_mart
-from streams.enrich.service_ping import installation_id_for, ping_id_for
-from streams.fleet import fleet_licenses, generate_fleet
-from streams.fleet_reference import account_id_for, current_subscription_id, fleet_reference
+from streams.enrich.service_ping import installation_id_for
+from streams.records import ping_id_for
 from streams.warehouse import migrate, open_warehouse
 from tests.support.usage_samples import land_pings, land_seat_links, load_reference, seat_links
 

@@ -16,20 +16,17 @@ from typing import Any
 import orjson
 import pytest
 
+from fleet.events import EventSample, generate_event_sample
 from streams.config import Settings
-from streams.enrich.event_metrics import EventMetric, EventMetricError, load_event_metrics, parse_event_metrics
-from streams.event_metrics import (
-    active_users,
-    active_users_28d,
+from streams.event_metrics.definitions import EventMetric, EventMetricError, load_event_metrics, parse_event_metrics
+from streams.event_metrics.read import active_users, active_users_28d, metric_series, saas_monthly_users_by_stage
+from streams.event_metrics.refresh import (
     affected_end_days,
     mark_touched,
-    metric_series,
     rebuild_event_metrics,
     refresh_pending,
-    saas_monthly_users_by_stage,
     sync_event_metric_definitions,
 )
-from streams.fleet_events import EventSample, generate_event_sample
 from streams.warehouse import Warehouse, load_migrations, migrate, open_warehouse
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ from streams.agents.event_metrics import start_event_metrics
 from streams.agents.snowplow import store_behavior_events
 from streams.alerts.rules import RuleError, load_rules, metric_time_frames
 from streams.config import PROJECT_ROOT, SCHEMAS_DIR
-from streams.enrich.event_metrics import load_event_metrics
 from streams.enrich.iglu import Registry
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.snowplow import BadEvent, Receipt, normalize_event
+from streams.event_metrics.definitions import load_event_metrics
 from streams.warehouse import Warehouse
 from tests.support.fresh import fresh_warehouse
 

@@ -18,7 +18,7 @@ from streams.collector import RunningCollector
 from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.enrich import geo
 from streams.enrich.geo import LOCAL, UNKNOWN, Location, locate
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 PAYLOAD = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 

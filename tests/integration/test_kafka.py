@@ -11,14 +11,9 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from streams.agents import FETCH_BYTES_PER_PARTITION
 from streams.config import MAX_MESSAGE_BYTES
-from streams.kafka import (
-    BrokerUnavailable,
-    check_prerequisites,
-    consumer_group_lag,
-    create_topics,
-    end_offsets,
-    wait_for_zero_lag,
-)
+from streams.kafka.admin import consumer_group_lag, create_topics, end_offsets, wait_for_zero_lag
+from streams.kafka.broker import BrokerUnavailable
+from streams.kafka.jars import check_prerequisites
 
 integration = pytest.mark.integration
 

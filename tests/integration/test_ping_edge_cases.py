@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from fleet.pings import generate_fleet
 from streams.agents.service_ping import ServicePingNormalizer
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.service_ping import flatten_columns
-from streams.fleet import generate_fleet
-from streams.sink import write_pings
 from streams.warehouse import Warehouse
+from streams.warehouse.writers import write_pings
 from tests.support.ping_model import open_warehouse
 
 ALL_TIME = "counts.kubernetes_agents"  # a dictionary metric with time_frame all

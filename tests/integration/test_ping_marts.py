@@ -16,9 +16,9 @@ from datetime import date, timedelta
 
 import pytest
 
+from fleet.pings import generate_fleet
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import ping_id_for
-from streams.fleet import generate_fleet
+from streams.records import ping_id_for
 from streams.warehouse import Warehouse, load_migrations
 from tests.support.ping_model import Model, duplicate_rows, land, normalized_records, open_warehouse
 

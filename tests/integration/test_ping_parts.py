@@ -1,5 +1,6 @@
 """A normalized ping cut into parts (streams/agents/service_ping.py encoded_parts) and stored part by part by the
-sink (streams/sink.py write_pings) in the real engine: complete once, idempotent under redelivery and crashes."""
+sink (streams/warehouse/writers.py write_pings) in the real engine: complete once, idempotent under redelivery and
+crashes."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from fleet.pings import generate_fleet
 from streams.agents.common import Rejected
 from streams.agents.service_ping import ServicePingNormalizer, encoded_parts
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import generate_fleet
-from streams.sink import write_pings
 from streams.warehouse import Warehouse
+from streams.warehouse.writers import write_pings
 from tests.support.ping_model import open_warehouse
 
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)

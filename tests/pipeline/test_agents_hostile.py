@@ -10,6 +10,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from fleet.demo import wait_until_landed
+from fleet.pings import generate_fleet
+from fleet.seat_link import generate_seat_links
 from streams.config import (
     TOPIC_DLQ,
     TOPIC_RAW_SEAT_LINK,
@@ -18,9 +21,6 @@ from streams.config import (
     TOPIC_RAW_VERSION_CHECK,
     Settings,
 )
-from streams.demo import wait_until_landed
-from streams.fleet import generate_fleet
-from streams.fleet_seat_link import generate_seat_links
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 from tests.support.hostile import thread_collector

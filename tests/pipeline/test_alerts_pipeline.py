@@ -19,14 +19,14 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from fleet.alert_latency import craft_ping, measure_alert_latency
+from fleet.demo import send_pings
+from fleet.pings import GeneratedPing, generate_fleet
+from fleet.snowplow import STANDARD
 from streams.alerts.delivery import slack_text
-from streams.alerts.latency import craft_ping, measure_alert_latency
 from streams.config import TOPIC_ALERTS, TOPIC_LANDED, TOPIC_REF_SUBSCRIPTIONS, Settings
-from streams.demo import send_pings
 from streams.enrich.service_ping import installation_id_for
-from streams.fleet import GeneratedPing, generate_fleet
-from streams.fleet_snowplow import STANDARD
-from streams.kafka import end_offsets
+from streams.kafka.admin import end_offsets
 from streams.warehouse import open_warehouse
 from tests.support.alert_receiver import Receiver
 from tests.support.pipeline import running_pipeline

@@ -23,12 +23,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleet.demo import DemoFleet, feed
 from streams.checks.runner import format_run, run_checks
 from streams.checks.spec import FAIL, PASS, WARN, load_checks
 from streams.config import TOPIC_RAW_SERVICE_PING, TOPIC_RAW_SNOWPLOW, Settings
-from streams.demo import DemoFleet, feed
-from streams.enrich.reference import KINDS as REFERENCE_KINDS
-from streams.reference import publish as publish_reference
+from streams.reference.kinds import KINDS as REFERENCE_KINDS
+from streams.reference.load import publish as publish_reference
 from streams.warehouse import open_warehouse
 from tests.support.pipeline import running_pipeline
 

@@ -1,7 +1,7 @@
 """The main job (`denomas-usage demo`) on a small fleet: every number agrees with the generator's own count, and
 every mart it prints holds rows, filled by the running system (the worker), not by the demo.
 
-Plus the generator-side rules of the event metric rows (streams/fleet_event_metrics.py) on hand-made events.
+Plus the generator-side rules of the event metric rows (fleet/event_metrics.py) on hand-made events.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from fleet.demo import PRINTED_MARTS, DemoFleet, run_and_compare
+from fleet.event_metrics import FleetEventMetrics, is_saas, month_ends
+from fleet.snowplow import ExpectedRow
 from streams.config import Settings
-from streams.demo import PRINTED_MARTS, DemoFleet, run_and_compare
-from streams.enrich.event_metrics import EventMetric, EventRef
-from streams.event_metrics import default_metrics
-from streams.fleet_event_metrics import FleetEventMetrics, is_saas, month_ends
-from streams.fleet_snowplow import ExpectedRow
+from streams.event_metrics.definitions import EventMetric, EventRef
+from streams.event_metrics.sql import default_metrics
 from streams.warehouse import open_warehouse
 
 EVENT_METRIC_ROWS = (

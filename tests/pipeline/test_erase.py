@@ -1,4 +1,4 @@
-"""Erasure of a user, a SaaS namespace and a self-managed instance (streams/erase.py, README "Erasure").
+"""Erasure of a user, a SaaS namespace and a self-managed instance (streams/erase/, README "Erasure").
 
 The pipeline test streams the sample fleet (Service Ping, Seat Link, Version Check, Snowplow) through the collector,
 the real broker and a worker into the warehouse service, erases one SaaS user, one SaaS namespace and one instance
@@ -24,22 +24,27 @@ from typing import Any
 
 import pytest
 
-from streams import erase as erase_module
+from fleet.demo import DemoFleet, feed, wait_until_landed
+from fleet.pings import generate_fleet
+from fleet.reference import fleet_reference
+from fleet.seat_link import generate_seat_links, generate_version_checks
+from fleet.snowplow import ExpectedRow
+from fleet.snowplow_events import generate_snowplow
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.demo import DemoFleet, feed, wait_until_landed
-from streams.enrich.event_metrics import EventMetric, load_event_metrics
 from streams.enrich.pseudonym import user_hash
-from streams.enrich.reference import KINDS as REFERENCE_KINDS
 from streams.enrich.service_ping import installation_id_for
-from streams.erase import ErasureList, check_schema, erase_user, subject_digest
-from streams.event_metrics import STORED_SCOPES, active_users, mark_touched, refresh_pending
-from streams.fleet import generate_fleet
-from streams.fleet_reference import fleet_reference
-from streams.fleet_seat_link import generate_seat_links, generate_version_checks
-from streams.fleet_snowplow import ExpectedRow, generate_snowplow
-from streams.reference import publish as publish_reference
-from streams.topics import ensure_topics
+from streams.erase import run as erase_module
+from streams.erase import subjects as erase_subjects
+from streams.erase.run import check_schema, erase_user
+from streams.erase.subjects import ErasureList, subject_digest
+from streams.event_metrics.definitions import EventMetric, load_event_metrics
+from streams.event_metrics.read import active_users
+from streams.event_metrics.refresh import mark_touched, refresh_pending
+from streams.event_metrics.sql import STORED_SCOPES
+from streams.kafka.topics import ensure_topics
+from streams.reference.kinds import KINDS as REFERENCE_KINDS
+from streams.reference.load import publish as publish_reference
 from streams.warehouse import Warehouse, migrate, open_warehouse
 from streams.worker import WorkerProcess
 
@@ -502,8 +507,8 @@ def test_the_agents_list_drops_erased_subjects_only():
     listed = ErasureList(frozenset({subject_digest("user", 42), subject_digest("namespace", 7)}))
     rows = [{"user_hash": 42}, {"user_hash": 43}, {"user_hash": 0, "namespace_id": 7, "realm": "saas"},
             {"user_hash": 0, "namespace_id": 7, "realm": "self-managed"}]
-    assert listed.keep(rows, erase_module.event_subjects) == [rows[1], rows[3]]
-    assert ErasureList().keep(rows, erase_module.event_subjects) == rows
+    assert listed.keep(rows, erase_subjects.event_subjects) == [rows[1], rows[3]]
+    assert ErasureList().keep(rows, erase_subjects.event_subjects) == rows
 
 
 def test_a_schema_erase_does_not_cover_is_refused():
@@ -527,18 +532,18 @@ def test_dead_letters_name_their_subjects_from_the_decoded_bytes():
 
     import orjson
 
-    from streams.fleet_snowplow import CONTEXTS, STANDARD
+    from fleet.snowplow import CONTEXTS, STANDARD
 
     standard = {"schema": STANDARD, "data": {"user_id": 1000042, "namespace_id": 30003,
                                              "ultimate_parent_namespace_id": 20003, "realm": "saas"}}
     cx = base64.urlsafe_b64encode(orjson.dumps({"schema": CONTEXTS, "data": [standard]})).decode()
     event = {"e": "se", "cx": cx, "se_va": "not a number"}  # a bad event: its context still names the user
-    subjects = erase_module.letter_subjects("snowplow", orjson.dumps([event, {"e": "pv", "uid": "u-7"}]))
+    subjects = erase_subjects.letter_subjects("snowplow", orjson.dumps([event, {"e": "pv", "uid": "u-7"}]))
     assert set(subjects) == {("user", user_hash(1000042)), ("namespace", 30003), ("namespace", 20003),
                              ("user", user_hash("u-7"))}
-    assert erase_module.letter_subjects("service_ping", b'{"uuid": "abc", "version": "x"}') == [("instance", "abc")]
-    assert erase_module.letter_subjects("service_ping", b"not json") == []
-    assert erase_module.letter_subjects("version_check", b'{"uuid": "abc"}') == []
+    assert erase_subjects.letter_subjects("service_ping", b'{"uuid": "abc", "version": "x"}') == [("instance", "abc")]
+    assert erase_subjects.letter_subjects("service_ping", b"not json") == []
+    assert erase_subjects.letter_subjects("version_check", b'{"uuid": "abc"}') == []
 
 
 def _instance_rows_direct(warehouse: Warehouse, instances: dict[str, str]) -> None:

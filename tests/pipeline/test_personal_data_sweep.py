@@ -23,6 +23,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from fleet.demo import wait_until_landed
+from fleet.seat_link import generate_seat_links
 from streams.config import (
     TOPIC_DLQ,
     TOPIC_NORMALIZED_SNOWPLOW,
@@ -31,11 +33,9 @@ from streams.config import (
     TOPIC_RAW_SNOWPLOW,
     Settings,
 )
-from streams.demo import wait_until_landed
 from streams.enrich import pseudonym as pseudonym_module
 from streams.enrich.pseudonym import HASH_KEY_ENV, pseudonym, user_hash
-from streams.fleet_seat_link import generate_seat_links
-from streams.topics import PIPELINE_TOPICS
+from streams.kafka.topics import PIPELINE_TOPICS
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 from tests.support.hostile import consume_all, thread_collector

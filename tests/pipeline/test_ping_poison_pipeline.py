@@ -12,8 +12,8 @@ import aiohttp
 import orjson
 import pytest
 
+from fleet.pings import generate_fleet
 from streams.config import MAX_BODY_BYTES, Settings
-from streams.fleet import generate_fleet
 from streams.warehouse import open_warehouse
 from tests.support.pipeline import pipeline_settings, running_pipeline
 

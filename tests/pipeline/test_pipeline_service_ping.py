@@ -12,10 +12,10 @@ from dataclasses import replace
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from fleet.demo import landed, send_pings
+from fleet.pings import generate_fleet
 from streams.config import TOPIC_RAW_SERVICE_PING, Settings
-from streams.demo import landed, send_pings
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import generate_fleet
 from streams.warehouse import open_warehouse
 from tests.support.pipeline import pipeline_settings, running_pipeline
 

@@ -2,7 +2,7 @@
 the license -> subscription -> account match rate against an independent computation.
 
 The expected match outcome of every ping and Seat Link report is derived from the generator's *case* for its
-license (what the sample deliberately breaks, see streams/fleet_reference.py), not from the matching rule, so the
+license (what the sample deliberately breaks, see fleet/reference.py), not from the matching rule, so the
 check does not share logic with the SQL or with ReferenceLookup.
 """
 
@@ -24,14 +24,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from fleet.demo import wait_until_landed
+from fleet.pings import generate_fleet
+from fleet.reference import fleet_reference
 from streams.config import REFERENCE_TOPICS, TOPIC_REF_ACCOUNTS, TOPIC_REF_LICENSES, Settings
-from streams.demo import wait_until_landed
-from streams.enrich.reference import KINDS, ReferenceLookup, kind_named
-from streams.fleet import generate_fleet
-from streams.fleet_reference import fleet_reference
-from streams.kafka import end_offsets
-from streams.reference import CsvValidationError, load_csv, match_rate, publish, read_csv
-from streams.topics import ensure_topics
+from streams.kafka.admin import end_offsets
+from streams.kafka.topics import ensure_topics
+from streams.reference.kinds import KINDS, ReferenceLookup, kind_named
+from streams.reference.load import CsvValidationError, load_csv, match_rate, publish, read_csv
 from streams.warehouse import Warehouse, open_warehouse
 from streams.worker import WorkerProcess
 from tests.support.fresh import fresh_warehouse
@@ -200,7 +200,7 @@ def _check_lookup_agrees_with_warehouse(warehouse, ref, pings, imported: bool) -
         "s.is_license_mapped_to_subscription, s.is_subscription_found, s.dim_crm_account_id, s.is_account_found "
         "FROM prep_ping_subscription AS s INNER JOIN (SELECT ping_id FROM fct_ping_instance FINAL) AS p "
         "USING ping_id").rows}
-    from streams.enrich.service_ping import ping_id_for
+    from streams.records import ping_id_for
 
     for ping in (p for p in pings if p.valid):
         payload = ping.payload

@@ -16,14 +16,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.agents import seat_link as seat_link_agent
-from streams.agents.common import Rejected
-from streams.collector.common import BadRequest
-from streams.collector.seat_link import hashed_report
-from streams.config import TOPIC_DLQ, TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK, Settings
-from streams.enrich.seat_link import hash_license_key, license_hashes, normalize_seat_link, validation_errors
-from streams.fleet import generate_fleet
-from streams.fleet_seat_link import (
+from fleet.pings import generate_fleet
+from fleet.seat_link import (
     AGENT_DEFECTS,
     COLLECTOR_DEFECTS,
     GENERATIONS,
@@ -32,6 +26,12 @@ from streams.fleet_seat_link import (
     seat_link_summary,
     send_seat_links,
 )
+from streams.agents import seat_link as seat_link_agent
+from streams.agents.common import Rejected
+from streams.collector.common import BadRequest
+from streams.collector.seat_link import hashed_report
+from streams.config import TOPIC_DLQ, TOPIC_NORMALIZED_SEAT_LINK, TOPIC_RAW_SEAT_LINK, Settings
+from streams.enrich.seat_link import hash_license_key, license_hashes, normalize_seat_link, validation_errors
 from streams.warehouse import open_warehouse
 from tests.support.pipeline import pipeline_settings, running_pipeline
 

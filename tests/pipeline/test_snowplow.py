@@ -24,14 +24,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from snowplow_tracker import Emitter, PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Subject, Tracker
 
+from fleet.snowplow import LINK_CLICK, STANDARD, send_snowplow
+from fleet.snowplow_events import generate_snowplow
 from streams.collector import RunningCollector
 from streams.collector.snowplow import CORS_ORIGINS_ENV, PIXEL
 from streams.config import MAX_BODY_BYTES, TOPIC_DLQ, TOPIC_NORMALIZED_SNOWPLOW, TOPIC_RAW_SNOWPLOW, Settings
 from streams.enrich.geo import encode_location, locate
 from streams.enrich.personal import pseudonymize_event
 from streams.enrich.pseudonym import hash_key
-from streams.fleet_snowplow import LINK_CLICK, STANDARD, generate_snowplow, send_snowplow
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from tests.support.pipeline import running_pipeline
 

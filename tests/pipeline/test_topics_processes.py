@@ -33,8 +33,8 @@ from streams.config import (
     Settings,
     topic_config,
 )
-from streams.kafka import create_topics
-from streams.topics import PIPELINE_TOPICS
+from streams.kafka.admin import create_topics
+from streams.kafka.topics import PIPELINE_TOPICS
 
 START_BOUND_SECONDS = 180  # a liveness bound for a JVM or a worker start on a busy machine, not a speed target
 

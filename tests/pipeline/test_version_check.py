@@ -17,6 +17,15 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 import pytest
 
+from fleet.ping_catalog import RELEASES as FLEET_RELEASES
+from fleet.pings import generate_fleet
+from fleet.seat_link import (
+    encode_gitlab_info,
+    generate_version_checks,
+    landed_counts,
+    send_version_checks,
+    version_check_summary,
+)
 from streams import cli
 from streams.agents import version_check as version_check_agent
 from streams.agents.common import Rejected
@@ -35,14 +44,7 @@ from streams.enrich.version_check import (
     edition_of,
     host_from_referer,
 )
-from streams.fleet import _RELEASES, generate_fleet
-from streams.fleet_seat_link import (
-    encode_gitlab_info,
-    generate_version_checks,
-    landed_counts,
-    send_version_checks,
-    version_check_summary,
-)
+from streams.kafka.topics import ensure_topics
 from streams.releases import (
     SEED_CSV,
     ReleaseBook,
@@ -51,7 +53,6 @@ from streams.releases import (
     releases_path,
     write_releases_csv,
 )
-from streams.topics import ensure_topics
 from streams.warehouse import open_warehouse
 from tests.support.pipeline import running_pipeline
 
@@ -227,11 +228,11 @@ def test_seed_releases_cover_the_sample_fleet():
         rows = list(csv.DictReader(f))
     assert len(releases) == len(rows) > 100
     minors = {(r.major, r.minor) for r in releases}
-    assert set(_RELEASES) <= minors
+    assert set(FLEET_RELEASES) <= minors
     fleet_start = date(2026, 6, 1)
     by_version = {r.version: r for r in releases}
-    latest_at_start = _RELEASES.index((18, 1))
-    for index, (major, minor) in enumerate(_RELEASES[latest_at_start:]):
+    latest_at_start = FLEET_RELEASES.index((18, 1))
+    for index, (major, minor) in enumerate(FLEET_RELEASES[latest_at_start:]):
         # the fleet upgrades to minor n from week 4n on: it must be out by then
         assert by_version[f"{major}.{minor}.0"].release_date <= fleet_start + timedelta(weeks=4 * index)
     for ping in generate_fleet(20, 8, seed=2):

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import clickhouse_connect
 import pytest
 
+from fleet.demo import wait_until_landed
+from fleet.snowplow import ExpectedRow, SnowplowFleet, send_snowplow
+from fleet.snowplow_events import generate_snowplow
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.demo import wait_until_landed
-from streams.fleet_snowplow import ExpectedRow, SnowplowFleet, generate_snowplow, send_snowplow
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import migrate, open_warehouse
 from streams.worker import WorkerProcess
 

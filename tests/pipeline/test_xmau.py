@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from fleet.pings import fleet_licenses, generate_fleet
 from streams.config import SCHEMAS_DIR
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import fleet_licenses, generate_fleet
 from streams.warehouse import Warehouse, open_warehouse
 from tests.support.ping_model import (
     GRAINS,
@@ -398,7 +398,7 @@ def test_xmau_through_the_real_broker_path(kafka_bootstrap: str, tmp_path_factor
     """HTTP collector -> Kafka -> Faust worker -> chdb, then xMAU and version lag equal the model."""
     import asyncio
 
-    from streams.demo import send_pings
+    from fleet.demo import send_pings
     from tests.support.pipeline import pipeline_settings, running_pipeline
 
     settings = pipeline_settings(tmp_path_factory, "xmau-broker", topic_partitions=2, sink_batch_size=50)

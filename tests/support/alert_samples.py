@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from streams.enrich.service_ping import stable_id
-from streams.event_metrics import mark_touched, refresh_pending
+from streams.event_metrics.refresh import mark_touched, refresh_pending
+from streams.records import stable_id
 from streams.warehouse import Warehouse
 
 UMAU = "usage_activity_by_stage_monthly.manage.events"

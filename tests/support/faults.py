@@ -31,6 +31,9 @@ from typing import Any, NamedTuple
 import aiohttp
 import orjson
 
+from fleet.demo import send_pings, wait_until_landed
+from fleet.pings import GeneratedPing
+from fleet.snowplow import PAYLOAD_DATA, GeneratedEvent, SnowplowFleet, tracker_batches
 from streams.collector import RunningCollector
 from streams.config import (
     TOPIC_NORMALIZED_SERVICE_PING,
@@ -39,13 +42,10 @@ from streams.config import (
     TOPIC_RAW_SNOWPLOW,
     Settings,
 )
-from streams.demo import send_pings, wait_until_landed
-from streams.enrich.event_metrics import EventMetric, load_event_metrics
 from streams.enrich.pseudonym import HASH_KEY_ENV
-from streams.fleet import GeneratedPing
-from streams.fleet_snowplow import PAYLOAD_DATA, GeneratedEvent, SnowplowFleet, tracker_batches
-from streams.kafka import OffsetProbe
-from streams.topics import ensure_topics
+from streams.event_metrics.definitions import EventMetric, load_event_metrics
+from streams.kafka.admin import OffsetProbe
+from streams.kafka.topics import ensure_topics
 from streams.warehouse import DATABASE, Warehouse, migrate, open_warehouse
 from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.worker import WorkerProcess
@@ -157,7 +157,7 @@ async def post_events(url: str, events: Sequence[GeneratedEvent], acks: Acks, co
 
 
 async def post_pings(url: str, pings: Sequence[GeneratedPing], acks: Acks) -> None:
-    """POST the pings to /usage_data (streams.demo.send_pings) and keep the acknowledged valid ones by ping id."""
+    """POST the pings to /usage_data (fleet.demo.send_pings) and keep the acknowledged valid ones by ping id."""
     report = await send_pings(url, pings, progress=False)
     acks.ping_statuses[200] += report.accepted
     acks.ping_statuses[0] += report.sent - report.accepted

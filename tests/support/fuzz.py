@@ -24,12 +24,12 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fleet.demo import wait_until_landed
+from fleet.pings import generate_fleet
+from fleet.seat_link import generate_seat_links
 from streams import config
 from streams.child import ChildProcess
 from streams.config import Settings
-from streams.demo import wait_until_landed
-from streams.fleet import generate_fleet
-from streams.fleet_seat_link import generate_seat_links
 from streams.warehouse import open_warehouse
 from streams.worker import WorkerProcess
 from tests.support.hostile import Answer, ThreadCollector, thread_collector

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 
 @dataclass

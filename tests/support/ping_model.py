@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from fleet.pings import GeneratedPing
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import normalize_ping, ping_id_for
-from streams.fleet import GeneratedPing
-from streams.sink import load_metric_dictionary, write_pings
+from streams.enrich.service_ping import normalize_ping
+from streams.records import ping_id_for
 from streams.warehouse import Warehouse
+from streams.warehouse.writers import load_metric_dictionary, write_pings
 from tests.support.fresh import fresh_warehouse
 
 OFFICIAL = "metric/version check - subscription based estimation"

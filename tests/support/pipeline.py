@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from fleet.demo import wait_until_landed
 from streams.collector import RunningCollector
 from streams.config import Settings
-from streams.demo import wait_until_landed
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from streams.worker import WorkerProcess
 
 LANDED_POLL_SECONDS = 5.0

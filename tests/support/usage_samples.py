@@ -8,14 +8,14 @@ import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from streams import sink
+from fleet.pings import GeneratedPing, fleet_licenses
+from fleet.reference import FleetReference
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.reference import KINDS
-from streams.enrich.service_ping import installation_id_for, normalize_ping, ping_id_for, stable_id
-from streams.fleet import GeneratedPing, fleet_licenses
-from streams.fleet_reference import FleetReference
-from streams.reference import load_csv
-from streams.warehouse import Warehouse
+from streams.enrich.service_ping import installation_id_for, normalize_ping
+from streams.records import ping_id_for, stable_id
+from streams.reference.kinds import KINDS
+from streams.reference.load import load_csv
+from streams.warehouse import Warehouse, writers
 
 START = date(2026, 6, 1)
 
@@ -30,7 +30,7 @@ def land_pings(warehouse: Warehouse, pings: list[GeneratedPing]) -> None:
         record = normalize_ping(ping.payload, dictionary, ping_id_for(ping.payload, body), received)
         record.update(kind="ping", raw=body.decode(), source={"partition": 0, "offset": offset})
         records.append(record)
-    sink.write_pings(warehouse, records)
+    writers.write_pings(warehouse, records)
 
 
 def seat_links(instances: int, weeks: int, seed: int, start: date = START) -> list[dict]:

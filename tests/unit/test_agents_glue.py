@@ -18,13 +18,13 @@ import faust
 import orjson
 import pytest
 
+from fleet.pings import generate_fleet
 from streams import config
 from streams.agents import faust_app, seat_link, service_ping, snowplow, version_check
 from streams.agents.common import AgentContext, SinkStats
 from streams.config import TOPIC_DLQ, Settings, topic_config
 from streams.enrich.metric_dictionary import MetricDictionary
 from streams.enrich.seat_link import hash_license_key
-from streams.fleet import generate_fleet
 
 RECEIVED = "2026-06-01T10:00:00.000+00:00"
 SENT_TIMEOUT_SECONDS = 20.0  # a batch is handed over after 0.5 s (take_events' `within`)

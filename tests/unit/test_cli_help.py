@@ -101,10 +101,10 @@ def test_the_readme_command_lines_parse(line):
 
 
 def _child_process_commands() -> list[list[str]]:
-    """The literal words after `-m streams.cli` in every Python list of streams/, bench/ and tests/ (child
+    """The literal words after `-m streams.cli` in every Python list of streams/, fleet/, bench/ and tests/ (child
     processes), and the `denomas-usage` commands of docker-compose.yml."""
     found = []
-    for path in sorted(p for d in ("streams", "bench", "tests") for p in (PROJECT_ROOT / d).rglob("*.py")):
+    for path in sorted(p for d in ("streams", "fleet", "bench", "tests") for p in (PROJECT_ROOT / d).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.List):
                 continue

@@ -10,8 +10,8 @@ import yaml
 
 from streams import schema_check
 from streams.alerts.rules import DEFAULT_RULES_FILE, RuleError, load_rules
-from streams.enrich.event_metrics import EventMetricError, load_event_metrics
 from streams.enrich.metric_dictionary import MetricDefinitionError, MetricDictionary
+from streams.event_metrics.definitions import EventMetricError, load_event_metrics
 
 GOOD_RULE = {"name": "drop", "scope": "instance", "signal": {"source": "seat_link"},
              "condition": {"type": "absolute_drop", "min_drop": 5}}

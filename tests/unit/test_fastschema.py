@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from fleet.snowplow_events import generate_snowplow
 from streams.enrich.iglu import Registry
 from streams.enrich.snowplow import _PROTOCOL, _key, decode_contexts
-from streams.fleet_snowplow import generate_snowplow
 
 
 def _verdicts(validator, documents) -> list[tuple[bool, bool]]:

@@ -11,18 +11,10 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from fleet.ping_catalog import CUMULATIVE_COUNT_PATHS, DEFECTS, ERROR_MARKERS, STAGE_MONTHLY_USER_PATHS, WINDOW_PAIRS
+from fleet.pings import GeneratedPing, fleet_summary, generate_fleet
 from streams.config import SCHEMAS_DIR
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.fleet import (
-    CUMULATIVE_COUNT_PATHS,
-    DEFECTS,
-    ERROR_MARKERS,
-    STAGE_MONTHLY_USER_PATHS,
-    WINDOW_PAIRS,
-    GeneratedPing,
-    fleet_summary,
-    generate_fleet,
-)
 
 
 @pytest.fixture(scope="module")

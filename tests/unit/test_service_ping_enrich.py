@@ -7,13 +7,11 @@ import pytest
 from streams.enrich.service_ping import (
     flatten_columns,
     installation_id_for,
-    parse_timestamp,
     parse_version,
-    ping_id_for,
     product_tier,
-    stable_id,
     validation_errors,
 )
+from streams.records import parse_timestamp, ping_id_for, stable_id
 
 
 def test_ping_id_is_positive_stable_and_keyed_by_uuid_and_recorded_at():

@@ -65,7 +65,7 @@ def test_no_user_agent_is_empty_everywhere():
 
 
 def test_columns_match_the_migration():
-    from streams.warehouse import MIGRATIONS_DIR
+    from streams.config import MIGRATIONS_DIR
     sql = (MIGRATIONS_DIR / "100_behavior_user_agent.sql").read_text()
     for column in parse_user_agent(CHROME_WIN).columns():
         assert column == "ua_family" or f"ADD COLUMN IF NOT EXISTS {column} " in sql, column

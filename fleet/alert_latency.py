@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import TOPIC_ALERTS, Settings
 from streams.enrich.service_ping import installation_id_for
-from streams.kafka import end_offsets
+from streams.kafka.admin import end_offsets
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ async def _alerts_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 
 def default_template() -> dict[str, Any]:
     """A valid ping of a steady instance of the sample fleet."""
-    from streams.fleet import generate_fleet
+    from fleet.pings import generate_fleet
 
     return next(p.payload for p in generate_fleet(6, 1, seed=1) if p.valid)
 

@@ -1,4 +1,4 @@
-"""Seat Link reports and Version Checks of the sample fleet (streams.fleet), with what each should produce.
+"""Seat Link reports and Version Checks of the sample fleet (fleet.pings), with what each should produce.
 
 Seat Link: every licensed (non-trial) instance syncs daily, in one client generation per instance
 (12.9 `date` form .. 18.1 `unique_instance_id`). Seat counts come from the instance's pings of that week
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from fleet.pings import FleetLicense, GeneratedPing, fleet_licenses, generate_fleet
 from streams.enrich.version_check import AS_OF_HEADER
-from streams.fleet import FleetLicense, GeneratedPing, fleet_licenses, generate_fleet
 from streams.warehouse import Warehouse
 
 if TYPE_CHECKING:

@@ -2,7 +2,8 @@
 
 `ServerWarehouse` talks ClickHouse's HTTP interface: to the embedded engine's warehouse service (`denomas-usage
 warehouse`, streams/warehouse_service/, the one process that owns the chdb data directory) or to a ClickHouse server
-(`CLICKHOUSE_URL`); the same SQL files from `clickhouse/` (the migration runner below) and the same code for both.
+(`CLICKHOUSE_URL`); the same SQL files from `clickhouse/` (applied by the migration runner, migrations.py) and the
+same code for both.
 Also here: how a failed write is classified (the rows' fault or the warehouse's).
 
 User values always travel as bound parameters (`{name:Type}` placeholders), never spliced into SQL.
@@ -10,21 +11,19 @@ User values always travel as bound parameters (`{name:Type}` placeholders), neve
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from streams.config import MIGRATIONS_DIR, Settings
+from streams.config import Settings
 
 DATABASE = "usage"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -150,77 +149,6 @@ def open_warehouse(settings: Settings) -> ServerWarehouse:
     return ServerWarehouse(settings.warehouse_url, settings.warehouse_database)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Migrations: numbered files in clickhouse/, applied once each, in order, recorded in schema_migrations.
-
-_MIGRATION_FILE = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
-
-    @property
-    def server_only(self) -> bool:
-        """Roles and grants (first line `-- server-only`): only where the warehouse can store access entities."""
-        return self.sql.startswith("-- server-only")
-
-    def statements(self) -> list[str]:
-        # Statements end with ';' at the end of a line; comment lines are dropped first.
-        text = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
-        return [stmt.strip() for stmt in re.split(r";\s*$", text, flags=re.MULTILINE) if stmt.strip()]
-
-
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    migrations = []
-    for path in sorted(directory.glob("*.sql")):
-        match = _MIGRATION_FILE.match(path.name)
-        if not match:
-            raise ValueError(f"migration file name must look like 001_raw_things.sql: {path.name}")
-        migrations.append(Migration(int(match.group(1)), path.stem, path.read_text()))
-    versions = [m.version for m in migrations]
-    if len(set(versions)) != len(versions):
-        raise ValueError(f"duplicate migration numbers in {directory}")
-    return migrations
-
-
-def migrate(warehouse: Warehouse, directory: Path = MIGRATIONS_DIR,
-            progress: Callable[[int, int], object] | None = None) -> list[str]:
-    """Apply the migrations not applied yet; return their names. A changed applied file is an error.
-    `progress(done, total)` is called after each one applied (see streams/progress.py)."""
-    warehouse.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String, "
-        "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
-    )
-    applied = {row[0]: row[2] for row in warehouse.query("SELECT version, name, checksum FROM schema_migrations").rows}
-    pending = []
-    for migration in load_migrations(directory):
-        if migration.server_only and not has_access_storage(warehouse):
-            continue  # the embedded engine: its warehouse service enforces the roles itself (README "Roles")
-        if migration.version not in applied:
-            pending.append(migration)
-        elif applied[migration.version] != migration.checksum:
-            raise RuntimeError(f"migration {migration.name} changed after it was applied; add a new file instead")
-    done = []
-    for migration in pending:
-        for statement in migration.statements():
-            warehouse.execute(statement)
-        warehouse.insert("schema_migrations", [{
-            "version": migration.version, "name": migration.name, "checksum": migration.checksum,
-            "applied_at": datetime.now(UTC),
-        }])
-        done.append(migration.name)
-        if progress is not None:
-            progress(len(done), len(pending))
-    return done
-
-
 def has_access_storage(warehouse: Warehouse) -> bool:
     """A ClickHouse server with SQL-driven access control; the embedded engine only has the read-only users_xml."""
     return bool(warehouse.query("SELECT count() FROM system.user_directories WHERE type != 'users_xml'").scalar())
@@ -282,3 +210,12 @@ def is_data_error(exc: BaseException) -> bool:
                   | TypeError | KeyError | IndexError | AttributeError):
         return True
     return error_code(exc) in DATA_ERROR_CODES
+
+
+# The migration runner is part of this package's interface (`from streams.warehouse import migrate`); imported last,
+# as it builds on the client above.
+from streams.warehouse.migrations import Migration, load_migrations, migrate  # noqa: E402
+
+__all__ = ["DATABASE", "Migration", "QueryResult", "RowsRefused", "ServerWarehouse", "Warehouse", "count_rows",
+           "error_code", "has_access_storage", "is_data_error", "load_migrations", "migrate", "open_warehouse",
+           "rows_to_columns"]

@@ -1,4 +1,4 @@
-"""Normalized records -> warehouse rows, written idempotently.
+"""Normalized records (streams/records.py) -> warehouse rows, written idempotently: every source's writer.
 
 Used by the Faust sink agents and by replays. Every writer is safe to call twice with the same
 records: it skips ids already stored, and the tables are ReplacingMergeTree on the same ids, so a
@@ -8,11 +8,15 @@ redelivered batch changes no query result before or after merges.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from streams.enrich.metric_dictionary import MetricDictionary
-from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER, parse_timestamp
+from streams.enrich.service_ping import ATTRIBUTE_FIELDS, ERROR_MARKER, NUMBER
+from streams.erase.subjects import seat_link_subjects, version_check_subjects, without_erased
+from streams.records import SeatLinkRecord, SnowplowRecord, VersionCheckRecord, parse_timestamp
+from streams.reference.kinds import VERSION_COLUMNS, RefKind, newest_per_key
 from streams.warehouse import RowsRefused, Warehouse
 
 
@@ -200,3 +204,104 @@ def load_metric_dictionary(warehouse: Warehouse, dictionary: MetricDictionary, l
         "loaded_at": loaded_at,
     } for d in dictionary.definitions]
     return warehouse.insert("dim_ping_metric", rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Seat Link
+
+
+def seat_link_row(record: dict) -> dict:
+    return record | {
+        "report_timestamp": parse_timestamp(record["report_timestamp"]),
+        "report_date": date.fromisoformat(record["report_date"]),
+        "received_at": parse_timestamp(record["received_at"]),
+    }
+
+
+def write_seat_links(warehouse: Warehouse, records: Sequence[SeatLinkRecord]) -> dict[str, int]:
+    """Idempotent: a report already stored (same seat_link_id) is skipped, in the batch and across batches."""
+    rows = unique_by(without_erased(warehouse, records, seat_link_subjects), "seat_link_id")  # README "Erasure"
+    stored = existing_ids(warehouse, "fct_seat_link", "seat_link_id", [r["seat_link_id"] for r in rows])
+    fresh = [seat_link_row(r) for r in rows if r["seat_link_id"] not in stored]
+    warehouse.insert("fct_seat_link", fresh)
+    return {"seat_links": len(fresh), "seat_link_duplicates": len(records) - len(fresh)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Version Check
+
+
+def write_version_checks(warehouse: Warehouse, records: Sequence[VersionCheckRecord]) -> dict[str, int]:
+    """Idempotent on check_id, like every sink."""
+    rows = unique_by(without_erased(warehouse, records, version_check_subjects), "check_id")  # README "Erasure"
+    stored = existing_ids(warehouse, "fct_version_check", "check_id", [r["check_id"] for r in rows])
+    fresh = [r | {"checked_at": parse_timestamp(r["checked_at"])} for r in rows if r["check_id"] not in stored]
+    warehouse.insert("fct_version_check", fresh)
+    return {"version_checks": len(fresh), "version_check_duplicates": len(records) - len(fresh)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Snowplow events (see streams/agents/snowplow.py for duplicates and conflicts)
+
+
+BEHAVIOR_TABLE = "fct_behavior_structured_event"
+_EVENT_TIMESTAMPS = ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp", "true_tstamp", "derived_tstamp")
+
+
+@dataclass
+class WriteResult:
+    stored: int
+    duplicates: int
+    conflicts: list[dict]
+
+
+def stored_fingerprints(warehouse: Warehouse, event_ids: list[str]) -> dict[str, int]:
+    if not event_ids:
+        return {}
+    # Ids travel as one comma-joined String: they are UUIDs, and chdb cannot bind Array(String) parameters.
+    result = warehouse.query(
+        f"SELECT event_id, any(event_fingerprint) FROM {BEHAVIOR_TABLE} "
+        "WHERE event_id IN (SELECT arrayJoin(splitByChar(',', {ids:String}))) GROUP BY event_id",
+        {"ids": ",".join(event_ids)})
+    return {str(event_id): int(fp) for event_id, fp in result.rows}
+
+
+def warehouse_row(row: dict[str, Any], ingested_at: datetime, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = dict(row)
+    # the raw record's position, for the completeness check (clickhouse/091); -1 when a replay does not know it
+    out["kafka_partition"], out["kafka_offset"] = (source or {}).get("partition", -1), (source or {}).get("offset", -1)
+    for name in _EVENT_TIMESTAMPS:
+        out[name] = datetime.fromisoformat(out[name]) if out[name] else None
+    out["behavior_date"] = date.fromisoformat(out["behavior_date"])
+    out["ingested_at"] = ingested_at
+    return out
+
+
+def write_behavior_events(warehouse: Warehouse, records: list[SnowplowRecord],
+                          ingested_at: datetime | None = None) -> WriteResult:
+    """Insert the events whose event_id is not stored yet; see the module doc for duplicates and conflicts."""
+    winners = stored_fingerprints(warehouse, list(dict.fromkeys(r["row"]["event_id"] for r in records)))
+    fresh, duplicates, conflicts = [], 0, []
+    for record in records:
+        event_id, fp = record["row"]["event_id"], record["row"]["event_fingerprint"]
+        if event_id not in winners:
+            winners[event_id] = fp
+            fresh.append(record)
+        elif winners[event_id] == fp:
+            duplicates += 1
+        else:
+            conflicts.append(record)
+    now = ingested_at or datetime.now(UTC)
+    warehouse.insert(BEHAVIOR_TABLE, [warehouse_row(r["row"], now, r.get("source")) for r in fresh])
+    return WriteResult(len(fresh), duplicates, conflicts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reference data
+
+
+def write_reference(warehouse: Warehouse, kind: RefKind, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert versioned rows (upserts and tombstones) into the kind's dim_ table; returns rows written."""
+    names = kind.column_names + VERSION_COLUMNS
+    latest = newest_per_key(kind, list(rows))
+    return warehouse.insert(kind.table, [{name: row[name] for name in names} for row in latest])

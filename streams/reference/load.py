@@ -16,15 +16,14 @@ from typing import Any
 import orjson
 
 from streams.config import Settings
-from streams.enrich.reference import (
-    VERSION_COLUMNS,
+from streams.reference.kinds import (
     RefKind,
     check_columns,
-    newest_per_key,
     parse_record,
     to_json,
 )
 from streams.warehouse import QueryResult, Warehouse
+from streams.warehouse.writers import write_reference
 
 MAX_REPORTED_ERRORS = 50
 
@@ -79,13 +78,6 @@ def read_csv(kind: RefKind, path: Path) -> list[dict[str, Any]]:
 def with_version(rows: Iterable[dict[str, Any]], loaded_at: datetime) -> list[dict[str, Any]]:
     """Rows without their own updated_at take the load time (a later load of the same id wins)."""
     return [row | {"updated_at": row["updated_at"] or loaded_at} for row in rows]
-
-
-def write_reference(warehouse: Warehouse, kind: RefKind, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert versioned rows (upserts and tombstones) into the kind's dim_ table; returns rows written."""
-    names = kind.column_names + VERSION_COLUMNS
-    latest = newest_per_key(kind, list(rows))
-    return warehouse.insert(kind.table, [{name: row[name] for name in names} for row in latest])
 
 
 def load_csv(warehouse: Warehouse, kind: RefKind, path: Path, loaded_at: datetime | None = None) -> int:

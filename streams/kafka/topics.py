@@ -25,7 +25,7 @@ from streams.config import (
     Settings,
     topic_config,
 )
-from streams.kafka import ensure_topic_configs
+from streams.kafka.admin import ensure_topic_configs
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Reference data for the sample fleet: licenses, subscriptions, CRM and billing accounts, namespaces, and an
-account-mapping import, derived from `streams.fleet.fleet_licenses` (same seed, same license keys).
+account-mapping import, derived from `fleet.pings.fleet_licenses` (same seed, same license keys).
 
 Real reference data is incomplete, so some licenses deliberately do not match (the `case` of each license):
 
@@ -28,9 +28,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams.enrich.reference import KINDS
-from streams.fleet import FleetLicense, fleet_licenses
-from streams.reference import write_csv
+from fleet.pings import FleetLicense, fleet_licenses
+from streams.reference.kinds import KINDS
+from streams.reference.load import write_csv
 
 CASE_CYCLE = ("matched", "not_in_customersdot", "matched", "no_account", "matched", "stale_subscription",
               "matched", "not_in_customersdot")

@@ -18,13 +18,7 @@ from unittest import mock
 
 import aiohttp
 
-from streams.agents import CONSUMED_TOPICS
-from streams.checks.runner import check_and_report
-from streams.collector import RunningCollector
-from streams.config import Settings
-from streams.enrich.reference import KINDS as REFERENCE_KINDS
-from streams.fleet import GeneratedPing, generate_fleet
-from streams.fleet_event_metrics import (
+from fleet.event_metrics import (
     FleetEventMetrics,
     differing,
     only_paths,
@@ -33,8 +27,9 @@ from streams.fleet_event_metrics import (
     warehouse_namespace_mart,
     warehouse_saas_xmau,
 )
-from streams.fleet_reference import FleetReference, fleet_reference
-from streams.fleet_seat_link import (
+from fleet.pings import GeneratedPing, generate_fleet
+from fleet.reference import FleetReference, fleet_reference
+from fleet.seat_link import (
     generate_seat_links,
     generate_version_checks,
     seat_link_summary,
@@ -42,15 +37,22 @@ from streams.fleet_seat_link import (
     send_version_checks,
     version_check_summary,
 )
-from streams.fleet_seat_link import landed_counts as seat_version_landed
-from streams.fleet_snowplow import SnowplowFleet, generate_snowplow, send_snowplow
-from streams.fleet_snowplow import landed_counts as snowplow_landed
-from streams.kafka import kafka_cluster, wait_for_zero_lag
+from fleet.seat_link import landed_counts as seat_version_landed
+from fleet.snowplow import SnowplowFleet, send_snowplow
+from fleet.snowplow import landed_counts as snowplow_landed
+from fleet.snowplow_events import generate_snowplow
+from streams.agents import CONSUMED_TOPICS
+from streams.checks.runner import check_and_report
+from streams.collector import RunningCollector
+from streams.config import Settings
+from streams.kafka.admin import wait_for_zero_lag
+from streams.kafka.broker import kafka_cluster
+from streams.kafka.topics import ensure_topics
 from streams.progress import ItemProgress, ProgressCallback
-from streams.reference import match_rate
-from streams.reference import publish as publish_reference
+from streams.reference.kinds import KINDS as REFERENCE_KINDS
+from streams.reference.load import match_rate
+from streams.reference.load import publish as publish_reference
 from streams.tables import format_table
-from streams.topics import ensure_topics
 from streams.warehouse import Warehouse, count_rows, open_warehouse
 from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.warehouse_service.users import write_demo_users
