@@ -1,6 +1,6 @@
 """Event metrics in the warehouse: daily states recomputed from the facts, rolling 7/28-day windows from them.
 
-Derived tables are exactly once whatever the moment of a crash (clickhouse/067): a daily state is a pure function of
+Derived tables are exactly once whatever the moment of a crash (clickhouse/071): a daily state is a pure function of
 the facts of its day, recomputed rather than added to, so a redelivered batch or a worker killed mid-insert can
 leave a day pending, never counted twice or short:
 
