@@ -11,6 +11,23 @@
 -- the two in agreement.)
 -- Grain: one row per record (source x record_id). Class: Orange (installations, accounts).
 CREATE VIEW IF NOT EXISTS prep_license_match
+(
+    source                            String COMMENT 'service_ping (fct_ping_instance) or seat_link (fct_seat_link)',
+    record_id                         UInt64 COMMENT 'ping_id or seat_link_id',
+    installation_id                   String COMMENT 'md5(uuid|hostname); empty for a Seat Link report without uuid',
+    recorded_at                       DateTime64(3, 'UTC') COMMENT 'recorded_at of the ping, report_timestamp of the report',
+    record_date                       Date COMMENT 'UTC day of recorded_at (ping), report_date (Seat Link)',
+    license_md5                       String COMMENT 'md5 of the license key the record carried; empty when none',
+    license_sha256                    String COMMENT 'sha256 of the license key the record carried; empty when none',
+    has_license                       UInt8 COMMENT '1 when the record carried a license hash',
+    dim_license_id                    String COMMENT 'license found by md5, else by sha256; empty when none',
+    dim_subscription_id               String COMMENT 'the license''s subscription, else the mapping''s, else the one the record reported',
+    subscription_source               String COMMENT 'license, mapping, reported, or empty when no subscription',
+    is_license_mapped_to_subscription UInt8 COMMENT '1 when the license or the mapping names a subscription',
+    is_subscription_found             UInt8 COMMENT '1 when that subscription is in dim_subscription',
+    dim_crm_account_id                String COMMENT 'the subscription''s CRM account, else its billing account''s, else the mapping''s',
+    is_account_found                  UInt8 COMMENT '1 when that account is in dim_crm_account'
+)
 AS SELECT
     source,
     record_id,

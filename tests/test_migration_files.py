@@ -66,4 +66,9 @@ def test_the_folded_history_builds_the_warehouse_the_old_one_did(tmp_path: Path)
     after = warehouse_schema(warehouse)
     before = json.loads(BEFORE_FOLD.read_text())
     assert schema_differences(before, after) == [f"only after: {name}" for name in sorted(SHARED_RULES)]
-    assert all(after[name]["engine"] == "View" and after[name]["comment"] for name in SHARED_RULES)
+    for name in SHARED_RULES:  # documented, and declaring the types their queries return (no silent cast)
+        select = warehouse.query("SELECT as_select FROM system.tables WHERE database = currentDatabase() "
+                                 "AND name = {t:String}", {"t": name}).scalar()
+        returned = [tuple(row[:2]) for row in warehouse.query(f"DESCRIBE ({select})").rows]
+        assert returned == [(c[0], c[2]) for c in after[name]["columns"]], name
+        assert after[name]["comment"] and all(c[5] for c in after[name]["columns"]), name
