@@ -2,7 +2,7 @@
 -- Roles and grants on a ClickHouse server (README "Roles"). The migration runner applies this file only where the
 -- warehouse has an access storage it can write (system.user_directories other than users_xml): never on the embedded
 -- engine, whose warehouse service enforces the same grants itself (streams/warehouse_service/access.py).
--- Derived from each object's data class (the first word(s) of its COMMENT, see 120) by
+-- Derived from each object's data class (the first word(s) of its COMMENT) by
 -- streams/warehouse_service/access.py `role_grants`; tests/test_roles_grants.py checks that these statements and
 -- the service give the same answers.
 --   analyst          : Public objects (definitions, aggregates and reports that name no customer, no money).
@@ -33,6 +33,8 @@ GRANT SELECT ON check_results TO analyst;
 GRANT SELECT ON dim_app_release TO analyst;
 GRANT SELECT ON dim_event_metric TO analyst;
 GRANT SELECT ON dim_ping_metric TO analyst;
+GRANT SELECT ON erasure_log TO analyst;
+GRANT SELECT ON prep_metric_xmau_type TO analyst;
 GRANT SELECT ON rpt_installation_types_monthly TO analyst;
 GRANT SELECT ON rpt_license_match_rate TO analyst;
 GRANT SELECT ON rpt_ping_metric_first_last_versions TO analyst;
@@ -55,6 +57,9 @@ GRANT SELECT ON dim_license_account_mapping TO customer_success;
 GRANT SELECT ON dim_namespace TO customer_success;
 GRANT SELECT ON dim_ping_instance TO customer_success;
 GRANT SELECT ON dim_ping_metric TO customer_success;
+GRANT SELECT ON erasure_list TO customer_success;
+GRANT SELECT ON erasure_log TO customer_success;
+GRANT SELECT ON erasure_pending TO customer_success;
 GRANT SELECT ON fct_behavior_structured_event TO customer_success;
 GRANT SELECT ON fct_ping_error TO customer_success;
 GRANT SELECT ON fct_ping_instance_metric TO customer_success;
@@ -80,6 +85,8 @@ GRANT SELECT(primary_key, snapshot_month, dim_subscription_id, subscription_name
     ON mart_product_usage_paid_user_metrics_monthly TO customer_success;
 GRANT SELECT ON mart_saas_usage_namespace_monthly TO customer_success;
 GRANT SELECT ON prep_behavior_event_scope TO customer_success;
+GRANT SELECT ON prep_license_match TO customer_success;
+GRANT SELECT ON prep_metric_xmau_type TO customer_success;
 GRANT SELECT ON prep_ping_subscription TO customer_success;
 GRANT SELECT ON prep_seat_link_subscription TO customer_success;
 GRANT SELECT ON raw_dead_letter TO customer_success;
@@ -104,7 +111,9 @@ GRANT SELECT ON dim_event_metric TO finance;
 GRANT SELECT ON dim_license TO finance;
 GRANT SELECT ON dim_ping_metric TO finance;
 GRANT SELECT ON dim_subscription TO finance;
+GRANT SELECT ON erasure_log TO finance;
 GRANT SELECT ON prep_license_by_hash TO finance;
+GRANT SELECT ON prep_metric_xmau_type TO finance;
 GRANT SELECT ON prep_ping_subscription_population_monthly TO finance;
 GRANT SELECT ON prep_subscription_account TO finance;
 GRANT SELECT ON rpt_installation_types_monthly TO finance;
@@ -129,6 +138,8 @@ ALTER TABLE mart_product_usage_paid_user_metrics_monthly MODIFY SQL SECURITY DEF
 ALTER TABLE mart_saas_usage_namespace_monthly MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;
 ALTER TABLE prep_behavior_event_scope MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;
 ALTER TABLE prep_license_by_hash MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;
+ALTER TABLE prep_license_match MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;
+ALTER TABLE prep_metric_xmau_type MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;
 ALTER TABLE prep_ping_subscription MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;
 ALTER TABLE prep_ping_subscription_population_monthly MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;
 ALTER TABLE prep_seat_link_subscription MODIFY SQL SECURITY DEFINER DEFINER = denomas_view_definer;

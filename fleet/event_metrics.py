@@ -1,7 +1,7 @@
 """What the event metrics must show for a generated Snowplow sample, computed in Python from the generator's own
 rows (never from the warehouse), next to readers of what the warehouse shows.
 
-The rules restated here, independently of the SQL (clickhouse/060-066, streams/event_metrics/):
+The rules restated here, independently of the SQL (clickhouse/026-028 and 067-074, streams/event_metrics/):
 - an event counts for a namespace only when it is a SaaS event (realm ``saas`` or deployment_type ``.com``), under
   its ultimate parent namespace (else its namespace); self-managed namespace ids are local to their instance;
 - the window ending on day D covers D-6..D (7d) or D-27..D (28d); ``all`` covers every day up to D;
@@ -23,7 +23,7 @@ from streams.event_metrics.definitions import EventMetric, load_event_metrics
 from streams.event_metrics.read import active_users
 from streams.warehouse import Warehouse
 
-XMAU_FLAGS = (("umau", "UMAU"), ("smau", "SMAU"), ("gmau", "GMAU"))  # SaaS has no Paid GMAU rows (clickhouse/066)
+XMAU_FLAGS = (("umau", "UMAU"), ("smau", "SMAU"), ("gmau", "GMAU"))  # SaaS has no Paid GMAU rows (clickhouse/067)
 
 Cells = dict[tuple, int]
 

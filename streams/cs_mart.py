@@ -1,4 +1,4 @@
-"""The customer-success mart `mart_product_usage_paid_user_metrics_monthly` (clickhouse/034_...): read and export.
+"""The customer-success mart `mart_product_usage_paid_user_metrics_monthly` (clickhouse/042_...): read and export.
 
 Grain and primary key: snapshot_month x dim_subscription_id x installation_id (`primary_key` = md5 of the three).
 The SQL file documents the rules (latest ping and latest Seat Link report per month, seat columns). The metric

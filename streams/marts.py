@@ -1,6 +1,6 @@
 """Print any mart or report of the warehouse as a table, filtered by scope and month.
 
-The marts themselves are SQL views (clickhouse/040-047: last ping of the month, monthly metric values, xMAU and
+The marts themselves are SQL views (clickhouse/045-069: last ping of the month, monthly metric values, xMAU and
 estimated xMAU, use-case reports). This module only reads them: it learns each object's columns from
 system.columns, so `denomas-usage show` works for every engineer's marts, not just a fixed list.
 

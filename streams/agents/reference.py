@@ -8,9 +8,10 @@ A record's key is the natural id and its value a JSON object with the kind's col
 a null value (tombstone) deletes the id. The version (updated_at) is the value's own `updated_at`, else the
 record's timestamp; a tombstone takes the record's timestamp, but never less than the version it deletes.
 
-Other agents enrich at stream time with `reference_lookup(app).match(md5, sha256, reported_subscription)`.
-The tables are partitioned by key, so in a deployment with several workers a worker sees only the keys of its
-partitions; the embedded deployment (one worker) sees all of them. The warehouse views are complete either way.
+The Faust tables hold each id's current row and version (what a tombstone or an older record is compared with).
+They are partitioned by key, so in a deployment with several workers a worker sees only the keys of its partitions;
+the embedded deployment (one worker) sees all of them. Matching licenses to subscriptions and accounts is the
+warehouse's (prep_license_match), which sees every key.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from streams.erase.subjects import reference_subjects, without_erased
 from streams.reference.kinds import (
     KIND_BY_TOPIC,
     KINDS,
-    ReferenceLookup,
     RefKind,
     normalize_key,
     parse_datetime,
@@ -52,11 +52,6 @@ class ReferenceTables:
     """One Faust table per kind (natural id -> JSON row) plus the license hash index (hash -> license id)."""
 
     tables: dict[str, Any]
-
-    def lookup(self) -> ReferenceLookup:
-        t = self.tables
-        return ReferenceLookup(t["licenses"], t[LICENSE_BY_HASH], t["subscriptions"], t["billing_accounts"],
-                               t["accounts"], t["account_mappings"])
 
     def current(self, kind: RefKind, key: str) -> dict[str, Any] | None:
         return self.tables[kind.name].get(key)
@@ -99,11 +94,6 @@ def reference_tables(app: faust.App) -> ReferenceTables:
             for name in names
         })
     return _TABLES[app]
-
-
-def reference_lookup(app: faust.App) -> ReferenceLookup:
-    """License -> subscription -> account lookup over the Faust tables, for stream-time enrichment."""
-    return reference_tables(app).lookup()
 
 
 def _record_time(event: faust.EventT) -> datetime:

@@ -44,8 +44,12 @@ def seat_link_scopes(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, st
 
 
 def event_scopes(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """Behavior events -> the scopes of agg_behavior_active_daily they feed (clickhouse/061): the instance uuid
-    of self-managed backend events, and the top-level namespace (else the namespace) of SaaS events."""
+    """Behavior events -> the instance and namespace scopes they count for: the instance uuid of events that carry
+    one, and the top-level namespace (else the namespace) of SaaS events ('saas', all of Denomas.com, is no alert
+    scope). The rule's definition is the view prep_behavior_event_scope (clickhouse/070); this restates it because
+    the Snowplow sink runs it on the batch in memory, between its write and its ack, and the view cannot pick out
+    a batch's events (it has no event id) without a pass over the whole fact per batch.
+    tests/integration/test_event_scope_rule.py keeps the two in agreement."""
     scopes = []
     for row in rows:
         if row.get("instance_id"):

@@ -1,4 +1,4 @@
-"""The alert tables (clickhouse/070_alerts.sql): evaluator state, alerts, webhook deliveries."""
+"""The alert tables (clickhouse/090-092): evaluator state, alerts, webhook deliveries."""
 
 from __future__ import annotations
 

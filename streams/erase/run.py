@@ -52,7 +52,7 @@ RECOMPUTED = {"agg_behavior_event_daily", "agg_behavior_active_daily", "agg_even
 CLEAR_USER_COLUMNS = {"user_id", "uid", "user_name", "username", "email"}
 INSTANCE_COLUMNS = ("instance_uuid", "instance_id")
 HOST_COLUMNS = ("hostname", "host")  # Service Ping, Seat Link and Version Check host names (not events' host_name)
-SAAS_ROWS = "(realm = 'saas' OR deployment_type = '.com')"  # the rule of clickhouse/067 prep_behavior_event_scope
+SAAS_ROWS = "(realm = 'saas' OR deployment_type = '.com')"  # SaaS rule of prep_behavior_event_scope (clickhouse/070)
 ATTEMPTS = 3  # runs of one erasure until its proof is clean
 
 

@@ -6,7 +6,7 @@
   read.py         metric_series, active_users, saas_monthly_users_by_stage
   (the worker's timer: streams/agents/event_metrics.py)
 
-Derived tables are exactly once whatever the moment of a crash (clickhouse/067): a daily state is a pure function of
+Derived tables are exactly once whatever the moment of a crash (clickhouse/071): a daily state is a pure function of
 the facts of its day, recomputed rather than added to, so a redelivered batch or a worker killed mid-insert can
 leave a day pending, never counted twice or short:
 

@@ -1,13 +1,9 @@
 """Reference data (licenses, subscriptions, CRM and billing accounts, namespaces, account mappings): pure logic.
 
 One description per kind (its table, natural id, topic and columns) drives the CSV loader, the compacted-topic
-agent and the Faust tables alike. `ReferenceLookup` is the license -> subscription -> CRM account rule of the
-reference model (section 2.10 of the warehouse model), the same rule `prep_ping_subscription` runs in SQL:
-
-1. the license is found by license_md5, else by license_sha256;
-2. its subscription is the license's own (CustomersDot), else the manual account mapping's (matched by either
-   hash), else the subscription id the instance reported itself;
-3. the account is the subscription's CRM account, else its billing account's, else the mapping's.
+agent and the Faust tables alike. The license -> subscription -> CRM account rule of the reference model (section
+2.10 of the warehouse model) that these tables feed has one definition, in SQL: the view `prep_license_match`
+(clickhouse/038), read by `prep_ping_subscription` and `prep_seat_link_subscription`.
 
 License keys never enter the warehouse: only their md5/sha256 hashes do.
 """
@@ -299,65 +295,3 @@ def newest_per_key(kind: RefKind, rows: list[dict[str, Any]]) -> list[dict[str, 
         if key not in best or row["updated_at"] >= best[key]["updated_at"]:
             best[key] = row
     return list(best.values())
-
-
-# ---------------------------------------------------------------------------------------------------
-# License -> subscription -> account (stream-time enrichment and tests; the warehouse runs the same rule in SQL)
-
-
-@dataclass(frozen=True)
-class LicenseMatch:
-    dim_license_id: str
-    dim_subscription_id: str
-    subscription_source: str  # license | mapping | reported | '' (none)
-    is_license_mapped_to_subscription: bool  # the license (or the mapping) names a subscription
-    is_subscription_found: bool  # that subscription exists in dim_subscription
-    dim_crm_account_id: str
-    is_account_found: bool  # that account exists in dim_crm_account
-
-
-def _first(*values: str) -> str:
-    return next((v for v in values if v), "")
-
-
-@dataclass
-class ReferenceLookup:
-    """The matching rule over any mappings (plain dicts in tests, Faust tables in the worker).
-
-    licenses: dim_license_id -> row; license_by_hash: md5 or sha256 -> dim_license_id; the other mappings are
-    keyed by their natural id (account_mappings by license hash).
-    """
-
-    licenses: Mapping[str, Mapping[str, Any]]
-    license_by_hash: Mapping[str, str]
-    subscriptions: Mapping[str, Mapping[str, Any]]
-    billing_accounts: Mapping[str, Mapping[str, Any]]
-    accounts: Mapping[str, Mapping[str, Any]]
-    account_mappings: Mapping[str, Mapping[str, Any]]
-
-    def _license(self, license_hash: str) -> Mapping[str, Any]:
-        license_id = self.license_by_hash.get(license_hash) if license_hash else None
-        return (self.licenses.get(license_id) or {}) if license_id else {}
-
-    def match(self, license_md5: str, license_sha256: str, reported_subscription_id: str = "") -> LicenseMatch:
-        by_md5, by_sha = self._license(license_md5), self._license(license_sha256)
-        map_md5 = (self.account_mappings.get(license_md5) or {}) if license_md5 else {}
-        map_sha = (self.account_mappings.get(license_sha256) or {}) if license_sha256 else {}
-        license_sub = _first(by_md5.get("dim_subscription_id", ""), by_sha.get("dim_subscription_id", ""))
-        mapping_sub = _first(map_md5.get("dim_subscription_id", ""), map_sha.get("dim_subscription_id", ""))
-        subscription_id, source = next(
-            ((s, name) for s, name in ((license_sub, "license"), (mapping_sub, "mapping"),
-                                       (reported_subscription_id, "reported")) if s), ("", ""))
-        subscription = self.subscriptions.get(subscription_id) if subscription_id else None
-        account = ""
-        if subscription:
-            billing = self.billing_accounts.get(subscription.get("dim_billing_account_id") or "") or {}
-            account = _first(subscription.get("dim_crm_account_id", ""), billing.get("dim_crm_account_id", ""))
-        account = _first(account, map_md5.get("dim_crm_account_id", ""), map_sha.get("dim_crm_account_id", ""))
-        return LicenseMatch(
-            dim_license_id=_first(by_md5.get("dim_license_id", ""), by_sha.get("dim_license_id", "")),
-            dim_subscription_id=subscription_id, subscription_source=source,
-            is_license_mapped_to_subscription=bool(license_sub or mapping_sub),
-            is_subscription_found=subscription is not None, dim_crm_account_id=account,
-            is_account_found=bool(account) and self.accounts.get(account) is not None,
-        )

@@ -15,6 +15,18 @@ from pathlib import Path
 from streams.config import MIGRATIONS_DIR
 from streams.warehouse import Warehouse, has_access_storage
 
+# The history below 150 was folded on 2026-12-06, while no warehouse was deployed: the 47 files that had grown by
+# ALTERs, replaced views and dropped materialized views became one file per object, named after it, that creates the
+# object once in its final form; each rule that several views repeated is one view they read (prep_license_match,
+# prep_metric_xmau_type, prep_behavior_event_scope). tests/integration/test_migration_files.py checks that the
+# folded files build the same tables, views, columns, types, engines, keys and comments as the old ones
+# (tests/support/data/schema_before_fold.json).
+# A warehouse migrated before the fold is refused, not silently mixed: its applied checksums differ ("changed after
+# it was applied"). A deployed system must never be folded this way. It needs forward-only migrations (new numbers
+# that ALTER, or CREATE OR REPLACE a view), or, to fold anyway, a baseline step per deployment: back up, check that the
+# live schema equals what the folded files build (the comparison of the test), then replace the old schema_migrations
+# rows by the folded files' versions and checksums without running them.
+
 _MIGRATION_FILE = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
 
 

@@ -268,7 +268,7 @@ def stored_fingerprints(warehouse: Warehouse, event_ids: list[str]) -> dict[str,
 
 def warehouse_row(row: dict[str, Any], ingested_at: datetime, source: dict[str, Any] | None = None) -> dict[str, Any]:
     out = dict(row)
-    # the raw record's position, for the completeness check (clickhouse/091); -1 when a replay does not know it
+    # the raw record's position, for the completeness check (clickhouse/025); -1 when a replay does not know it
     out["kafka_partition"], out["kafka_offset"] = (source or {}).get("partition", -1), (source or {}).get("offset", -1)
     for name in _EVENT_TIMESTAMPS:
         out[name] = datetime.fromisoformat(out[name]) if out[name] else None

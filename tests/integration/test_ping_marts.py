@@ -1,4 +1,4 @@
-"""Service Ping marts (clickhouse/040-043, 047) against an independent model over the generator's raw pings.
+"""Service Ping marts (clickhouse/045-052, 060-066) against an independent model over the generator's raw pings.
 
 The fleet lands through the real sink functions (normalize_ping + write_pings) into the real engine (chdb), in a
 shuffled order, with some last-pings-of-the-month held back and landed late, one batch redelivered, and a second
@@ -73,10 +73,10 @@ def _check_tie_break(warehouse: Warehouse) -> list[tuple]:
 
 
 def marts_views() -> list[str]:
-    """Every view migrations 040-059 create."""
+    """Every view migrations 045-069 create: the Service Ping marts and xMAU."""
     names = []
     for migration in load_migrations():
-        if 40 <= migration.version <= 59:
+        if 45 <= migration.version <= 69:
             names += re.findall(r"CREATE VIEW IF NOT EXISTS (\w+)", migration.sql)
     return names
 
@@ -317,7 +317,7 @@ def test_views_answer_quickly(landed: Landed) -> None:
 
 
 def test_views_declare_the_types_their_queries_return(landed: Landed) -> None:
-    assert len(marts_views()) == 23
+    assert len(marts_views()) == 24
     assert landed.type_mismatches == {}
 
 

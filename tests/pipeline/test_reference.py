@@ -3,7 +3,8 @@ the license -> subscription -> account match rate against an independent computa
 
 The expected match outcome of every ping and Seat Link report is derived from the generator's *case* for its
 license (what the sample deliberately breaks, see fleet/reference.py), not from the matching rule, so the
-check does not share logic with the SQL or with ReferenceLookup.
+check does not share logic with the SQL (prep_license_match); the per-ping check restates the rule over the
+generator's reference rows (`_expected_match`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fleet.reference import fleet_reference
 from streams.config import REFERENCE_TOPICS, TOPIC_REF_ACCOUNTS, TOPIC_REF_LICENSES, Settings
 from streams.kafka.admin import end_offsets
 from streams.kafka.topics import ensure_topics
-from streams.reference.kinds import KINDS, ReferenceLookup, kind_named
+from streams.reference.kinds import KINDS, kind_named
 from streams.reference.load import CsvValidationError, load_csv, match_rate, publish, read_csv
 from streams.warehouse import Warehouse, open_warehouse
 from streams.worker import WorkerProcess
@@ -182,19 +183,39 @@ def _landed_records(pings, links) -> list[tuple[str, str, str | None]]:
     return records
 
 
-def _lookup(ref, with_mappings: bool) -> ReferenceLookup:
+def _first(*values: str) -> str:
+    return next((v for v in values if v), "")
+
+
+def _expected_match(ref, with_mappings: bool, md5: str, sha: str, reported: str) -> tuple:
+    """The reference model's rule over the generator's rows: the license by md5, else sha256; its subscription, else
+    the mapping's (either hash), else the reported one; the subscription's account, else its billing account's, else
+    the mapping's."""
     rows = ref.rows
     licenses = {r["dim_license_id"]: r for r in rows["licenses"]}
     by_hash = {h: r["dim_license_id"] for r in rows["licenses"] for h in (r["license_md5"], r["license_sha256"]) if h}
     mappings = {r["license_hash"]: r for r in rows["account_mappings"]} if with_mappings else {}
-    return ReferenceLookup(licenses, by_hash, {r["dim_subscription_id"]: r for r in rows["subscriptions"]},
-                           {r["dim_billing_account_id"]: r for r in rows["billing_accounts"]},
-                           {r["dim_crm_account_id"]: r for r in rows["accounts"]}, mappings)
+    subscriptions = {r["dim_subscription_id"]: r for r in rows["subscriptions"]}
+    billing = {r["dim_billing_account_id"]: r for r in rows["billing_accounts"]}
+    found = [licenses.get(by_hash.get(h, ""), {}) for h in (md5, sha) if h]
+    mapped = [mappings.get(h, {}) for h in (md5, sha) if h]
+    license_sub = _first(*(r.get("dim_subscription_id", "") for r in found))
+    mapping_sub = _first(*(r.get("dim_subscription_id", "") for r in mapped))
+    subscription_id, source = next(((s, name) for s, name in ((license_sub, "license"), (mapping_sub, "mapping"),
+                                                              (reported, "reported")) if s), ("", ""))
+    subscription = subscriptions.get(subscription_id) if subscription_id else None
+    account = ""
+    if subscription:
+        paying = billing.get(subscription.get("dim_billing_account_id") or "") or {}
+        account = _first(subscription.get("dim_crm_account_id", ""), paying.get("dim_crm_account_id", ""))
+    account = _first(account, *(r.get("dim_crm_account_id", "") for r in mapped))
+    is_account_found = bool(account) and account in {r["dim_crm_account_id"] for r in rows["accounts"]}
+    return (_first(*(r.get("dim_license_id", "") for r in found)), subscription_id, source,
+            int(bool(license_sub or mapping_sub)), int(subscription is not None), account, int(is_account_found))
 
 
-def _check_lookup_agrees_with_warehouse(warehouse, ref, pings, imported: bool) -> None:
-    """The stream-time lookup (Faust tables in the worker) and prep_ping_subscription give the same answer."""
-    lookup = _lookup(ref, imported)
+def _check_match_per_ping(warehouse, ref, pings, imported: bool) -> None:
+    """prep_ping_subscription gives every ping the license, subscription and account the rule gives."""
     stored = {int(r[0]): r[1:] for r in warehouse.query(
         "SELECT p.ping_id, s.dim_license_id, s.dim_subscription_id, s.subscription_source, "
         "s.is_license_mapped_to_subscription, s.is_subscription_found, s.dim_crm_account_id, s.is_account_found "
@@ -204,12 +225,9 @@ def _check_lookup_agrees_with_warehouse(warehouse, ref, pings, imported: bool) -
 
     for ping in (p for p in pings if p.valid):
         payload = ping.payload
-        m = lookup.match(payload.get("license_md5") or "", payload.get("license_sha256") or "",
-                         payload.get("license_subscription_id") or "")
-        got = stored[ping_id_for(payload, ping.body())]
-        assert got == (m.dim_license_id, m.dim_subscription_id, m.subscription_source,
-                       int(m.is_license_mapped_to_subscription), int(m.is_subscription_found),
-                       m.dim_crm_account_id, int(m.is_account_found)), ping.uuid
+        expected = _expected_match(ref, imported, payload.get("license_md5") or "",
+                                   payload.get("license_sha256") or "", payload.get("license_subscription_id") or "")
+        assert stored[ping_id_for(payload, ping.body())] == expected, ping.uuid
 
 
 def test_match_rate_report_equals_plain_python_before_and_after_the_account_mapping_import(tmp_path):
@@ -228,12 +246,12 @@ def test_match_rate_report_equals_plain_python_before_and_after_the_account_mapp
         load_reference(warehouse, ref, tmp_path, ref.base_kinds())
         before = match_rate(warehouse).rows
         assert before == expected_report(records, ref.cases, imported=False)
-        _check_lookup_agrees_with_warehouse(warehouse, ref, pings, imported=False)
+        _check_match_per_ping(warehouse, ref, pings, imported=False)
 
         load_reference(warehouse, ref, tmp_path, ["account_mappings"])
         after = match_rate(warehouse).rows
         assert after == expected_report(records, ref.cases, imported=True)
-        _check_lookup_agrees_with_warehouse(warehouse, ref, pings, imported=True)
+        _check_match_per_ping(warehouse, ref, pings, imported=True)
 
     total = {name: (sum(r[6] for r in rows), sum(r[7] for r in rows), sum(r[3] for r in rows))
              for name, rows in (("before", before), ("after", after))}

@@ -1,4 +1,4 @@
-"""xMAU and estimated xMAU (clickhouse/044-047) against an independent model over the generator's raw pings.
+"""xMAU and estimated xMAU (clickhouse/053-069) against an independent model over the generator's raw pings.
 
 One warehouse, two states, both compared with the model (tests/support/ping_model.py):
 1. pings only: the subscription population comes from the license fields the pings carry, version lag from the
@@ -137,7 +137,7 @@ def _snapshot(warehouse: Warehouse, model: Model) -> State:
 
 
 def _apply_saas_hook(warehouse: Warehouse) -> tuple[list[dict], dict]:
-    """Add SaaS event metrics (migration 066 unions them into rpt_xmau_monthly), read the union back."""
+    """Add SaaS event metrics (rpt_xmau_monthly, clickhouse/069, unions them in), read the union back."""
     base = {"description": "", "operator": "OR", "events": [], "product_section": "dev", "product_group": "g",
             "metric_status": "active", "tier": [], "performance_indicator_type": [], "is_paid_gmau": 0,
             "loaded_at": LOADED_AT}

@@ -54,7 +54,7 @@ HASH_KEY = "faults-hash-key"  # DENOMAS_HASH_KEY for the worker: user hashes are
 # Tables whose parts an insert of the Snowplow or Service Ping sinks writes (facts and what is derived from them).
 WATCHED_TABLES = ("fct_behavior_structured_event", "agg_behavior_event_daily", "agg_behavior_active_daily",
                   "fct_ping_instance", "fct_ping_instance_metric", "dim_installation")
-# A kill aimed at a derived table that has become a view (no parts: dim_installation since clickhouse/068) lands
+# A kill aimed at a derived table that has become a view (no parts: dim_installation, clickhouse/015) lands
 # while its source is written instead.
 KILL_FALLBACK = {"dim_installation": "fct_ping_instance"}
 
@@ -274,7 +274,7 @@ class EventFact(NamedTuple):
 
 
 def event_scopes(fact: EventFact) -> list[tuple[str, str]]:
-    """The scopes an event counts in (clickhouse/060 comments): its instance; for SaaS events its top namespace
+    """The scopes an event counts in (clickhouse/070): its instance; for SaaS events its top namespace
     (ultimate parent, else its own) and 'all'."""
     saas = fact.realm == "saas" or fact.deployment_type == ".com"
     namespace = fact.parent_namespace_id or fact.namespace_id

@@ -1,4 +1,4 @@
-"""An independent plain-Python model of the Service Ping marts (clickhouse/040-047), computed from the
+"""An independent plain-Python model of the Service Ping marts (clickhouse/045-069), computed from the
 generator's raw pings (payload fields and `expected_metrics`, recorded as the generator placed each value).
 
 Nothing here reads the warehouse or reuses its SQL. What it takes from the project is definitional only: the
