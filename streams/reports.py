@@ -16,9 +16,10 @@ redelivered batch cannot count anything twice:
   dropped when the view has no rows for it; then the fingerprints taken before the recompute are stored. A refresh
   killed anywhere leaves the previous rows and the old fingerprints: the next run recomputes the same months.
 
-The worker's leader runs `refresh_reports` on a timer (streams/agents/reports.py); `denomas-usage` tools, tests and
-benchmarks may run it when no worker does. Two refreshes of one report at the same moment (a leader change) are safe
-for the rows each swaps in, but the older one's rows could win a month until its inputs change again: keep one runner.
+Every worker runs `refresh_reports` on a timer (streams/agents/reports.py); tests and benchmarks run it directly.
+Refreshes may overlap (two workers): each month is swapped in whole, and the fingerprint kept for a month is the one
+of the refresh that swapped it in last (rpt_refresh_state is versioned by the swap time), so when an older read was
+swapped in after a newer one, its older fingerprint makes the next run recompute the month.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ REPORTS: tuple[Report, ...] = (
 )
 STORED = {report.table: report for report in REPORTS}
 
-# Facts fingerprinted per month: table -> (month expression, what identifies a row's content, filter).
-# fct_ping_instance stands for its metric rows and payload: they are written before the ping row, never after.
+# Facts fingerprinted per month: table -> (month expression, what identifies a row's content, filter). A ping or
+# Seat Link is written once under its id and never changed (the sinks skip stored ids; erasure deletes rows), so its
+# id stands for its content; fct_ping_instance also stands for the ping's metric rows and payload: they are written
+# before the ping row, never after.
 MONTHLY_FACTS: dict[str, tuple[str, str, str]] = {
-    "fct_ping_instance": ("toStartOfMonth(recorded_at)", "cityHash64(tuple(*))", "1"),
-    "fct_seat_link": ("toStartOfMonth(report_date)", "cityHash64(tuple(*))", "1"),
+    "fct_ping_instance": ("toStartOfMonth(recorded_at)", "cityHash64(ping_id)", "1"),
+    "fct_seat_link": ("toStartOfMonth(report_date)", "cityHash64(seat_link_id)", "1"),
     "agg_event_metric_daily": ("toStartOfMonth(metric_date)", "cityHash64(key_path, scope_id, metric_date, value)",
                                "scope = 'saas' AND metric_date = toLastDayOfMonth(metric_date)"),
 }
@@ -88,12 +91,16 @@ def _as_date(value: Any) -> date:
 # Inputs and their fingerprints
 
 
-def base_tables(warehouse: Warehouse, view: str) -> set[str]:
-    """Every table (not view) a view reads, following views through their definitions in system.tables."""
-    rows = warehouse.query("SELECT name, engine, create_table_query FROM system.tables "
+def base_tables(warehouse: Warehouse, views: Iterable[str]) -> dict[str, set[str]]:
+    """view -> every table (not view) it reads, following views through their definitions in system.tables."""
+    rows = warehouse.query("SELECT name, engine, create_table_query, currentDatabase() FROM system.tables "
                            "WHERE database = currentDatabase()").rows
-    objects = {name: (engine, query) for name, engine, query in rows}
-    database = str(warehouse.query("SELECT currentDatabase()").scalar())
+    objects = {name: (engine, query) for name, engine, query, _ in rows}
+    database = str(rows[0][3]) if rows else ""
+    return {view: _reads(objects, database, view) for view in views}
+
+
+def _reads(objects: dict[str, tuple[str, str]], database: str, view: str) -> set[str]:
     found, seen, todo = set(), set(), [view]
     while todo:
         name = todo.pop()
@@ -143,7 +150,7 @@ class Inputs:
 
     @classmethod
     def read(cls, warehouse: Warehouse, reports: Sequence[Report]) -> Inputs:
-        tables = {r.view: base_tables(warehouse, r.view) - COVERED for r in reports}
+        tables = {view: found - COVERED for view, found in base_tables(warehouse, [r.view for r in reports]).items()}
         every = set().union(*tables.values())
         current = _as_date(warehouse.query("SELECT toStartOfMonth(today())").scalar())
         return cls(tables, _monthly_hashes(warehouse, every & set(MONTHLY_FACTS)),
@@ -213,10 +220,12 @@ def drop_stale_staging(warehouse: Warehouse, older_than: int = STALE_STAGING_SEC
     return len(rows)
 
 
-def recompute(warehouse: Warehouse, report: Report, months: Sequence[date]) -> int:
-    """Recompute `months` of the report from its view and swap them in; return the rows written."""
+def recompute(warehouse: Warehouse, report: Report, months: Sequence[date]) -> tuple[int, dict[date, datetime]]:
+    """Recompute `months` of the report from its view and swap them in; return the rows written and when each month
+    was swapped in."""
+    swapped: dict[date, datetime] = {}
     if not months:
-        return 0
+        return 0, swapped
     staging = f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
     table, view, column = report.table, report.view, report.month
     warehouse.execute(f"CREATE TABLE {staging} AS {table}")
@@ -232,15 +241,17 @@ def recompute(warehouse: Warehouse, report: Report, months: Sequence[date]) -> i
                 warehouse.execute(f"ALTER TABLE {table} REPLACE PARTITION {_yyyymm(month)} FROM {staging}")
             else:
                 warehouse.execute(f"ALTER TABLE {table} DROP PARTITION {_yyyymm(month)}")
-        return int(warehouse.query(f"SELECT count() FROM {staging}").scalar())
+            swapped[month] = datetime.now(UTC)
+        return int(warehouse.query(f"SELECT count() FROM {staging}").scalar()), swapped
     finally:
         warehouse.execute(f"DROP TABLE IF EXISTS {staging}")
 
 
-def _record(warehouse: Warehouse, report: Report, months: Iterable[date], now: dict[date, int]) -> None:
-    at = datetime.now(UTC)
+def _record(warehouse: Warehouse, report: Report, swapped: dict[date, datetime], now: dict[date, int]) -> None:
+    """Each month's fingerprint, versioned by when its rows were swapped in: of two refreshes of a month, the
+    fingerprint kept is that of the rows the table holds (the later swap), whichever records first."""
     warehouse.insert("rpt_refresh_state", [{"report": report.table, "month": m, "fingerprint": now.get(m, 0),
-                                            "refreshed_at": at} for m in sorted(months)])
+                                            "refreshed_at": at} for m, at in sorted(swapped.items())])
 
 
 @dataclass
@@ -257,9 +268,9 @@ def refresh_report(warehouse: Warehouse, report: Report, inputs: Inputs) -> Refr
     started = time.perf_counter()
     now = inputs.fingerprints(report)
     months = months_to_refresh(report, now, stored_fingerprints(warehouse, report), _stored_months(warehouse, report))
-    rows = recompute(warehouse, report, sorted(months))
-    if months:
-        _record(warehouse, report, months, now)
+    rows, swapped = recompute(warehouse, report, sorted(months))
+    if swapped:
+        _record(warehouse, report, swapped, now)
     return Refreshed(report.table, len(months), rows, time.perf_counter() - started)
 
 
@@ -289,7 +300,7 @@ def differences(warehouse: Warehouse, report: Report) -> tuple[int, int, int]:
     return rows, only_view, only_table
 
 
-def wait_until_current(warehouse: Warehouse, timeout: float = 300.0, progress=None) -> float:
+def wait_until_current(warehouse: Warehouse, timeout: float = 600.0, progress=None) -> float:
     """Until the worker's refresh has every stored report current (the running system fills them); seconds waited."""
     started = time.monotonic()
     while stale := stale_reports(warehouse):

@@ -332,11 +332,12 @@ ENTITY_SEARCH = Panel("matches", "Accounts, instances and namespaces", f"""
 
 # Daily 7- and 28-day distinct users from the daily bitmaps of one scope's events (instance uuid, namespace; an
 # account: the union of its namespaces' bitmaps, exact distinct users), as the alert evaluator reads them.
+# The scope's daily states are read once: its newest day (the last window end shown) comes along as a window function.
 _EVENT_DAYS = """
     SELECT toDate(behavior_date + k) AS day, groupBitmapMerge(users) AS users, w
-    FROM ({daily}) ARRAY JOIN [7, 28] AS w ARRAY JOIN range(w) AS k
-    WHERE day <= (SELECT max(behavior_date) FROM ({daily})) AND day BETWEEN {{month_from:Date}}
-          AND addDays(addMonths({{month_to:Date}}, 1), -1)
+    FROM (SELECT behavior_date, users, max(behavior_date) OVER () AS last_day FROM ({daily}))
+    ARRAY JOIN [7, 28] AS w ARRAY JOIN range(w) AS k
+    WHERE day <= last_day AND day BETWEEN {{month_from:Date}} AND addDays(addMonths({{month_to:Date}}, 1), -1)
     GROUP BY day, w"""
 _DAILY = {
     "instance": """SELECT behavior_date, users FROM agg_behavior_active_daily FINAL
