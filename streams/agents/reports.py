@@ -1,9 +1,9 @@
-"""The stored reports (streams/reports.py) kept current by the running workers: a timer recomputes, from their views,
-the months whose inputs changed (pings, Seat Links, event metrics, reference data, the date). Progress is kept in the
-warehouse (rpt_refresh_state, and the stored months swapped in whole), so a crash or a failed run only means the next
-run takes the same months again. Every worker runs it, not only the group's leader: a worker that never becomes
-leader (or a group whose leader is gone) still fills them, and overlapping runs are safe (streams/reports.py).
-No topic of its own.
+"""The stored reports (streams/reports.py) kept current by the running workers: a timer on the group's leader
+recomputes, from their views, the months whose inputs changed (pings, Seat Links, event metrics, reference data, the
+date). Progress is kept in the warehouse (rpt_refresh_state, and the stored months swapped in whole), so a crash or a
+failed run only means the next run takes the same months again; runs that overlap during a leader change are safe
+(streams/reports.py). On every worker instead of the leader, a restarted worker's refresh at start-up held up its
+partitions for minutes (tests/test_reports.py's redelivery). No topic of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +38,6 @@ async def refresh(warehouse: Warehouse) -> int:
 def register(ctx: AgentContext) -> None:
     warehouse = ctx.warehouse
 
-    @ctx.app.timer(interval=REFRESH_INTERVAL_SECONDS)
+    @ctx.app.timer(interval=REFRESH_INTERVAL_SECONDS, on_leader=True)
     async def refresh_stored_reports() -> None:
         await refresh(warehouse)
