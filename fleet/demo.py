@@ -54,6 +54,7 @@ from streams.reference.load import match_rate
 from streams.reference.load import publish as publish_reference
 from streams.tables import format_table
 from streams.warehouse import Warehouse, count_rows, open_warehouse
+from streams.warehouse.reports import REPORTS, differences, wait_until_current
 from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.warehouse_service.users import write_demo_users
 from streams.worker import WorkerProcess
@@ -187,6 +188,8 @@ async def _run_pipeline(settings: Settings, bootstrap: str, fleet: DemoFleet) ->
         print("  waiting for the agents to land everything ...", flush=True)
         with ItemProgress("records processed", 0) as progress:
             await wait_until_landed(settings, bootstrap, progress=progress)
+        print("  waiting for the worker to refresh the stored reports ...", flush=True)
+        await asyncio.to_thread(wait_reports_current, settings)
         if not worker.alive():
             raise RuntimeError(f"worker exited early:\n{worker.log_tail()}")
         return reports
@@ -226,7 +229,31 @@ def comparison(fleet: DemoFleet, reports: DemoReports, warehouse: Warehouse) -> 
          events["events"]),
         ("Snowplow: bad rows (raw_snowplow_bad_row)", expected_events["bad_rows"], events["bad_rows"]),
         *event_metric_rows(FleetEventMetrics.of(fleet.snowplow), warehouse),
+        *stored_report_rows(warehouse),
     ]
+
+
+def wait_reports_current(settings: Settings) -> None:
+    """Until the running worker's timer has refreshed every stored report (streams/warehouse/reports.py) from what
+    landed."""
+    warehouse = open_warehouse(settings)
+    try:
+        wait_until_current(warehouse)
+    finally:
+        warehouse.close()
+
+
+def stored_report_rows(warehouse: Warehouse) -> list[tuple[str, int, int]]:
+    """Each stored report (what the dashboard reads) against its view: the view's rows, the stored rows equal to
+    them, then every row in one and not the other (EXCEPT ALL both ways)."""
+    rows, differing_rows, empty = [], 0, 0
+    for report in REPORTS:
+        total, only_view, only_table = differences(warehouse, report)
+        rows.append((f"Reports: {report.table} (= {report.view})", total, total - only_view))
+        differing_rows += only_view + only_table
+        empty += total - only_view == 0
+    return rows + [("Reports: stored rows that differ from their views", 0, differing_rows),
+                   ("Reports: stored reports the running system left empty", 0, empty)]
 
 
 def event_metric_rows(expected: FleetEventMetrics, warehouse: Warehouse) -> list[tuple[str, int, int]]:

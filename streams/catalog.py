@@ -80,6 +80,8 @@ YELLOW_COLUMNS: dict[str, frozenset[str]] = {
         "billable_user_count", "max_historical_user_count", "license_utilization", "seat_link_billable_user_count",
     }),
 }
+YELLOW_COLUMNS["mart_product_usage_paid_user_metrics_monthly_stored"] = (  # its stored rows (clickhouse/150)
+    YELLOW_COLUMNS["mart_product_usage_paid_user_metrics_monthly"])
 
 def columns_classes(name: str, classes: frozenset[str], columns: Iterable[str]) -> frozenset[str]:
     """The classes of some columns of an object: its own, without Yellow when none of them is a Yellow column."""

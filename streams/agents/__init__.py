@@ -13,7 +13,17 @@ import faust
 from aiohttp import web
 
 from streams import metrics
-from streams.agents import alerts, checks, event_metrics, reference, seat_link, service_ping, snowplow, version_check
+from streams.agents import (
+    alerts,
+    checks,
+    event_metrics,
+    reference,
+    reports,
+    seat_link,
+    service_ping,
+    snowplow,
+    version_check,
+)
 from streams.agents.batching import AckAfterStream
 from streams.agents.common import (
     WAREHOUSE_HEALTH,
@@ -34,7 +44,7 @@ from streams.warehouse import Warehouse, writers
 log = logging.getLogger(__name__)
 
 FETCH_BYTES_PER_PARTITION = 1024 * 1024
-SOURCES = [service_ping, reference, seat_link, version_check, snowplow, alerts, event_metrics, checks]
+SOURCES = [service_ping, reference, seat_link, version_check, snowplow, alerts, event_metrics, reports, checks]
 # Topics this app consumes: the consumer group's lag on them tells when everything has landed.
 CONSUMED_TOPICS = [topic for source in SOURCES for topic in source.CONSUMED_TOPICS] + [TOPIC_DLQ]
 

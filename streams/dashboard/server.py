@@ -36,7 +36,7 @@ WARM_EVERY_SECONDS = 10.0
 # Tables written on a schedule whatever the data does (check runs, evaluator state): a page that does not show them
 # keeps its cached answer when only they change.
 OPERATIONAL = frozenset({"check_results", "alert_scope_state", "agg_event_metric_refresh", "agg_behavior_day_status",
-                         "schema_migrations"})
+                         "schema_migrations", "rpt_refresh_state"})
 # What the warehouse holds, per table: active parts' rows, newest part and part count change with every insert.
 _VERSION_SQL = """SELECT table, sum(rows), toString(max(modification_time)), count() FROM system.parts
                   WHERE database = currentDatabase() AND active GROUP BY table ORDER BY table"""

@@ -26,7 +26,7 @@ from fleet.event_metrics import FleetEventMetrics
 from streams.checks.runner import check_and_report
 from streams.config import PROJECT_ROOT, Settings
 from streams.dashboard import DashboardProcess
-from streams.dashboard.pages import PAGES, Filters, entity_page, parse_filters
+from streams.dashboard.pages import PAGES, Filters, entity_page, over_views, parse_filters
 from streams.dashboard.server import plotly_js, warehouse_url
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse_service.process import free_port
@@ -147,7 +147,7 @@ def test_every_page_shows_the_warehouse_numbers_and_its_data_class(key, page, bo
     open_page(page, f"{board}/{key}", key)
     params = Filters().params()
     for panel in definition.panels:
-        assert shown(page, panel.key) == as_shown(asked(warehouse, panel.sql, params)), panel.key
+        assert shown(page, panel.key) == as_shown(asked(warehouse, over_views(panel.sql), params)), panel.key
     badges = page.eval_on_selector_all("#data-class .class", "spans => spans.map(s => s.textContent)")
     assert badges == data_classes(warehouse, definition.tables)
     assert badges and "unclassified" not in badges
@@ -251,7 +251,7 @@ def test_an_instance_page_marks_its_alerts_on_the_chart(page, board, warehouse) 
     assert len([v for v in column(page, "users", "ping_active_users") if v]) == pings
     params = Filters().params() | {"id": installation_id}
     for panel in entity_page("instance").panels:
-        assert shown(page, panel.key) == as_shown(asked(warehouse, panel.sql, params)), panel.key
+        assert shown(page, panel.key) == as_shown(asked(warehouse, over_views(panel.sql), params)), panel.key
     assert column(page, "about", "installation_id") == [installation_id]
 
 
