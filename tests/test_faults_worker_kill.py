@@ -1,11 +1,12 @@
 """Fault: the worker SIGKILLed repeatedly while it writes (issue 10), on the real broker, collector and engine.
 
 Snowplow events (official tracker payloads from the sample fleet) and Service Pings go through the collector in
-portions; while the worker stores each portion it is SIGKILLed (once the moment the engine writes a part of
-fct_behavior_structured_event, once inside a Service Ping insert, the others at random moments after it started
-writing) and restarted. After the lag drained: every acknowledged event and ping is stored exactly once, and every
-derived table equals a recomputation in plain Python from the facts (tests/faults_support.py) and from the
-generator's own rows.
+portions; while the worker stores each portion it is SIGKILLed (inside an insert into agg_behavior_active_daily, the
+recompute the Snowplow sink runs before it acks; inside a Service Ping insert; inside a fact insert of
+fct_behavior_structured_event; then at a random moment after it started writing) and restarted. "Inside": the engine
+began a part of that table and was frozen with it unfinished while the worker was killed (InsertWatch). After the
+lag drained: every acknowledged event and ping is stored exactly once, and every derived table equals a
+recomputation in plain Python from the facts (tests/faults_support.py) and from the generator's own rows.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from streams.fleet_snowplow import generate_snowplow
 pytestmark = pytest.mark.integration
 
 SEED = 23
-# Where each kill lands: a table = the moment the engine writes a part of it; None = a random moment (0-2 s) after
-# the restarted worker started writing again. A materialized view's target is written after the fact part it comes
-# from: a kill there falls between the two.
+# Where each kill lands: a table = inside an insert into it; None = a random moment (0-2 s) after the restarted worker
+# started writing again. dim_installation is a view (no parts): that kill lands inside a fct_ping_instance insert.
 KILL_TARGETS: tuple[str | None, ...] = ("agg_behavior_active_daily", "dim_installation",
                                         "fct_behavior_structured_event", None)
 
@@ -41,10 +41,14 @@ def test_every_request_was_acknowledged(killed):
 
 
 def test_the_worker_was_killed_inside_inserts(killed):
-    assert len(killed.kills) == len(KILL_TARGETS)
-    for target, busy in killed.kills:
-        assert busy, "the worker never wrote after its restart"
+    # A kill aimed at a table: the engine had begun a part of it (kernel-notified), was frozen, and that part was still
+    # unfinished once the worker had been SIGKILLed and reaped: the worker died with that insert in flight. The others
+    # came after the restarted worker began writing again.
+    assert len(killed.kills) == len(KILL_TARGETS), killed.notes
+    for (target, busy), part in zip(killed.kills, killed.kill_parts, strict=True):
+        assert busy, f"the worker never wrote after its restart: {part} {killed.notes}"
         if target:
+            assert part is not None and part.table == target and part.in_flight, f"{part} {killed.notes}"
             assert target in busy
 
 
