@@ -337,10 +337,10 @@ class InsertWatch:
 
     inotify: the kernel queues every creation, so none is missed however late this process gets the CPU. (The 2 ms
     poll it replaces looked every 10-13 ms on a loaded machine and missed parts of the small INSERT ... SELECT that
-    recomputes agg_behavior_active_daily, which lives a few ms: in CI, every one the first kill waited for.) With the
-    engine's pid, the engine is frozen (SIGSTOP, waited for until every thread has stopped) from the notification
-    until the action is done: a part found unfinished while it is frozen stays unfinished, so the action (the
-    worker's SIGKILL) provably lands while that insert is in flight.
+    recomputes agg_behavior_active_daily, which can be gone between two looks: in CI, every one the first kill
+    waited for.) With the engine's pid, the engine is frozen (SIGSTOP, waited for until every thread has stopped)
+    from the notification until the action is done: a part found unfinished while it is frozen stays unfinished, so
+    the action (the worker's SIGKILL) provably lands while that insert is in flight.
     """
 
     def __init__(self, paths: dict[str, Path], engine_pid: int | None = None) -> None:
