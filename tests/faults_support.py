@@ -25,6 +25,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -370,7 +371,14 @@ class InsertWatch:
         while self._events.read(0):  # parts begun before this call: not what the caller waits for
             pass
         self.created = Counter()
-        return await asyncio.to_thread(self._wait, set(tables or self.paths), timeout, then)
+        # The watching thread needs the GIL to act: by default this thread (the collector, the senders) keeps it up
+        # to 5 ms, long enough for a small part to be finished before the engine is frozen.
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(0.0002)
+        try:
+            return await asyncio.to_thread(self._wait, set(tables or self.paths), timeout, then)
+        finally:
+            sys.setswitchinterval(previous)
 
     def _wait(self, chosen: set[str], timeout: float, then: Callable[[], None] | None) -> Seen | None:
         finished_first, deadline = 0, time.monotonic() + timeout
