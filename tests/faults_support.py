@@ -270,7 +270,8 @@ class Seen:
 
     table: str
     part: str  # its tmp_insert_* directory
-    in_flight: bool  # the part was still unfinished when the watch's action (a SIGKILL) had completed
+    in_flight: bool  # the part was still unfinished when the watch's action (a SIGKILL) had completed; False: it
+    # came FINISHED_PART_GRACE s after that part (every part of the table was finished before the engine was frozen)
     busy: list[str]  # tables with a part being written at that moment
     finished_first: int = 0  # parts of the chosen tables that were finished before the watch could act on them
 
@@ -313,6 +314,11 @@ class _Inotify:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+# After a part of the awaited table was finished before the engine could be frozen, how long to wait for another
+# before acting anyway (a recompute writes one part per batch: a portion may bring only two).
+FINISHED_PART_GRACE = 10.0
 
 
 def wait_stopped(pid: int, timeout: float = 30) -> None:
@@ -382,7 +388,12 @@ class InsertWatch:
 
     def _wait(self, chosen: set[str], timeout: float, then: Callable[[], None] | None) -> Seen | None:
         finished_first, deadline = 0, time.monotonic() + timeout
+        passed_over: tuple[str, str, float] | None = None  # the last part finished before the engine was frozen
         while (left := deadline - time.monotonic()) > 0 and not self._closed.is_set():
+            if passed_over is not None and time.monotonic() - passed_over[2] > FINISHED_PART_GRACE:
+                # every part of the table was finished before the engine could be frozen: act right after the last
+                seen = self._act(passed_over[0], passed_over[1], then, unfinished_only=False)
+                return replace(seen, finished_first=finished_first) if seen else None
             try:
                 events = self._events.read(min(left, 1.0))
             except (OSError, ValueError):  # closed meanwhile
@@ -398,9 +409,11 @@ class InsertWatch:
                     if seen is not None:
                         return replace(seen, finished_first=finished_first)
                     finished_first += 1
+                    passed_over = (table, entry, time.monotonic())
         return None
 
-    def _act(self, table: str, entry: str, then: Callable[[], None] | None) -> Seen | None:
+    def _act(self, table: str, entry: str, then: Callable[[], None] | None,
+             unfinished_only: bool = True) -> Seen | None:
         part = self.paths[table] / entry
         if then is None:
             return Seen(table, entry, part.is_dir(), self.writing())
@@ -409,7 +422,7 @@ class InsertWatch:
         try:
             if self.engine_pid is not None:
                 wait_stopped(self.engine_pid)
-            if not part.is_dir():  # finished (renamed) before the engine was frozen
+            if unfinished_only and not part.is_dir():  # finished (renamed) before the engine was frozen
                 return None
             then()
             return Seen(table, entry, part.is_dir(), self.writing())

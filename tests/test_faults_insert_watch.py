@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import faults_support
 from faults_support import InsertWatch
 
 
@@ -62,3 +64,21 @@ def test_the_action_runs_while_the_engine_is_stopped_with_the_part_unfinished(tm
         "t", "tmp_insert_2_2_1_0", True, ["t", "u"])
     assert states == ["T"]  # stopped while the action ran
     assert after in "SR"  # running again after it
+
+
+def test_when_every_part_was_finished_before_the_freeze_the_action_comes_after_a_grace(tmp_path, monkeypatch):
+    monkeypatch.setattr(faults_support, "FINISHED_PART_GRACE", 0.5)
+    table = tmp_path / "t"
+    table.mkdir()
+    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    acted: list[float] = []
+    watch = InsertWatch({"t": table}, engine_pid=engine.pid)
+    try:
+        seen = asyncio.run(begin_parts(watch, [table / "tmp_insert_1_1_1_0"], finish=True, tables=["t"],
+                                       then=lambda: acted.append(time.monotonic())))
+    finally:
+        watch.close()
+        engine.kill()
+        engine.wait()
+    assert seen is not None and (seen.part, seen.in_flight, seen.finished_first) == ("tmp_insert_1_1_1_0", False, 1)
+    assert len(acted) == 1

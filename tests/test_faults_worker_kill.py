@@ -41,15 +41,18 @@ def test_every_request_was_acknowledged(killed):
 
 
 def test_the_worker_was_killed_inside_inserts(killed):
-    # A kill aimed at a table: the engine had begun a part of it (kernel-notified), was frozen, and that part was still
-    # unfinished once the worker had been SIGKILLed and reaped: the worker died with that insert in flight. The others
-    # came after the restarted worker began writing again.
+    # A kill aimed at a table: the engine had begun a part of it (kernel-notified) for this portion. Mostly it was
+    # frozen with that part unfinished while the worker was SIGKILLed and reaped (in_flight: the worker died with the
+    # insert in flight); when every part of the table was finished before the engine could be frozen, the kill came
+    # FINISHED_PART_GRACE s after the last one (in_flight False, said in the outcome). The others came after the
+    # restarted worker began writing again.
     assert len(killed.kills) == len(KILL_TARGETS), killed.notes
     for (target, busy), part in zip(killed.kills, killed.kill_parts, strict=True):
-        assert busy, f"the worker never wrote after its restart: {part} {killed.notes}"
+        assert busy or (part is not None and not part.in_flight), f"the worker never wrote: {part} {killed.notes}"
         if target:
-            assert part is not None and part.table == target and part.in_flight, f"{part} {killed.notes}"
-            assert target in busy
+            assert part is not None and part.table == target, f"{part} {killed.notes}"
+            assert target in busy or not part.in_flight
+    assert any(part.in_flight for part in killed.kill_parts if part), killed.kill_parts
 
 
 def test_every_acknowledged_event_and_ping_is_stored_exactly_once(killed):
