@@ -63,10 +63,12 @@ def run_workers(settings: Settings, count: int, loglevel: str) -> int:
 class WorkerProcess(ChildProcess):
     """`denomas-usage worker` as a child process, logging to a file."""
 
-    def __init__(self, settings: Settings, bootstrap_servers: str, log_path: Path | None = None) -> None:
+    def __init__(self, settings: Settings, bootstrap_servers: str, log_path: Path | None = None,
+                 loglevel: str = "WARNING") -> None:
         super().__init__(log_path or settings.data_dir / "worker.log")
         self.settings = settings
         self.bootstrap_servers = bootstrap_servers
+        self.loglevel = loglevel
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,9 +83,8 @@ class WorkerProcess(ChildProcess):
         env["CLICKHOUSE_URL"] = self.settings.warehouse_url  # the warehouse service, or a ClickHouse server
         env["DENOMAS_WAREHOUSE_DATABASE"] = self.settings.warehouse_database
         with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
+            self._proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", self.loglevel],
+                                          env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> WorkerProcess:
         self.start()

@@ -1,8 +1,9 @@
 """Fault scenario: the worker SIGKILLed repeatedly while it writes (issue 10), at full size.
 
 50,000 Snowplow events and ~2,000 Service Pings through the collector in six portions; while the worker stores
-each of the first five it is SIGKILLed (while it writes a view target of a Snowplow insert, then of a Service Ping
-insert, then a fact part, then at random moments after it started writing) and restarted.
+each of the first five it is SIGKILLed (inside an insert into agg_behavior_active_daily, the recompute the Snowplow
+sink runs before it acks; inside a Service Ping insert; inside a fact insert; then at random moments after it started
+writing) and restarted. "Inside": the engine was frozen with that part unfinished while the worker died (InsertWatch).
 tests/faults/test_faults_worker_kill.py is the same at a smaller size.
 """
 

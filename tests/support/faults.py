@@ -3,26 +3,33 @@
 - `Pipeline`: the collector in this process and the worker as a child process that can be SIGKILLed, on a broker
   the caller provides; senders that post the generator's Snowplow tracker payloads and Service Pings over HTTP and
   record which requests were acknowledged (HTTP 2xx).
-- `InsertWatch`: sees the engine writing a part (a `tmp_insert_*` directory in a table's data path), so that a kill
-  can land inside an insert.
+- `InsertWatch`: sees the engine begin a part (inotify: a `tmp_insert_*` directory created in a table's data path)
+  and freezes the engine while the worker is killed, so that a kill lands inside an insert.
 - `check_warehouse`: reads the fact tables (FINAL) and recomputes in plain Python, without the warehouse's own SQL,
   what every derived table must hold (agg_behavior_event_daily, agg_behavior_active_daily, agg_event_metric_daily,
   dim_installation); compares that with what the readers see, and the facts with the acknowledged set.
 
-Read the warehouse only while the worker is stopped (chdb: one process per data directory).
+The worker logs at INFO; its log is copied to test-artifacts/faults/ after each scenario.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import os
 import random
+import select
+import shutil
+import signal
+import struct
 import subprocess
+import sys
+import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -44,12 +51,14 @@ from streams.config import (
 )
 from streams.enrich.pseudonym import HASH_KEY_ENV
 from streams.event_metrics.definitions import EventMetric, load_event_metrics
+from streams.event_metrics.refresh import pending_days
 from streams.kafka.admin import OffsetProbe
 from streams.kafka.topics import ensure_topics
 from streams.warehouse import DATABASE, Warehouse, migrate, open_warehouse
 from streams.warehouse_service.process import WarehouseServiceProcess
 from streams.worker import WorkerProcess
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "faults"  # worker logs of the fault runs
 HASH_KEY = "faults-hash-key"  # DENOMAS_HASH_KEY for the worker: user hashes are recomputed here from it
 # Tables whose parts an insert of the Snowplow or Service Ping sinks writes (facts and what is derived from them).
 WATCHED_TABLES = ("fct_behavior_structured_event", "agg_behavior_event_daily", "agg_behavior_active_daily",
@@ -72,11 +81,11 @@ def fault_settings(data_dir: Path, name: str, **overrides: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def scenario_warehouse(settings: Settings) -> Iterator[Settings]:
+def scenario_warehouse(settings: Settings) -> Iterator[tuple[Settings, WarehouseServiceProcess]]:
     """The scenario's own warehouse service (the engine's files under settings.chdb_path); yields the settings the
-    worker and the checks use to reach it."""
+    worker and the checks use to reach it, and the service (its pid: the engine's process)."""
     with WarehouseServiceProcess(settings) as service:
-        yield replace(settings, clickhouse_url=service.url)
+        yield replace(settings, clickhouse_url=service.url), service
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,7 +185,7 @@ class Pipeline:
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.settings, self.bootstrap = settings, bootstrap
-        self.worker = KillableWorker(settings, bootstrap)
+        self.worker = KillableWorker(settings, bootstrap, loglevel="INFO")  # its log: evidence when a fault test fails
         self.collector = RunningCollector(bootstrap, settings)
         self.url = ""
 
@@ -212,6 +221,32 @@ class Pipeline:
         self.worker.stop()
 
 
+async def stored_so_far(pipe: Pipeline) -> str:
+    """What the worker has stored and acknowledged so far (why a wait for an insert saw none): rows and active parts
+    per watched table, days waiting for their recompute, and per topic the group's committed offset / log end."""
+    def tables() -> tuple[list[tuple], int]:
+        warehouse = open_warehouse(pipe.settings)
+        try:
+            rows = warehouse.query("SELECT table, toString(sum(rows)), toString(count()) FROM system.parts "
+                                   "WHERE database = currentDatabase() AND active GROUP BY table").rows
+            return [r for r in rows if r[0] in WATCHED_TABLES], len(pending_days(warehouse))
+        finally:
+            warehouse.close()
+
+    parts, pending = await asyncio.to_thread(tables)
+    async with OffsetProbe(pipe.bootstrap) as probe:
+        partitions = await probe.partitions([pipe.settings.topic(t) for t in STORED_TOPICS])
+        committed = await probe.committed(pipe.settings.app_id, partitions)
+        ends = await probe.end_offsets(partitions)
+    offsets: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        offsets[tp.topic][0] += meta.offset if meta is not None and meta.offset >= 0 else 0
+        offsets[tp.topic][1] += end
+    return (f"rows/parts {sorted((t, int(r), int(n)) for t, r, n in parts)}; days pending recompute {pending}; "
+            f"committed/end {dict(sorted((t, tuple(v)) for t, v in offsets.items()))}")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Seeing inserts in flight
 
@@ -229,11 +264,102 @@ def table_paths(settings: Settings, tables: Iterable[str] | None = WATCHED_TABLE
     return {name: Path(paths[0]) for name, paths in rows if paths and (wanted is None or name in wanted)}
 
 
-class InsertWatch:
-    """Polls tables' data directories for parts being written (`tmp_insert_*`): an insert in flight."""
+@dataclass
+class Seen:
+    """A part the engine began to write, as the watch saw it."""
 
-    def __init__(self, paths: dict[str, Path]) -> None:
-        self.paths = paths
+    table: str
+    part: str  # its tmp_insert_* directory
+    in_flight: bool  # the part was still unfinished when the watch's action (a SIGKILL) had completed; False: it
+    # came FINISHED_PART_GRACE s after that part (every part of the table was finished before the engine was frozen)
+    busy: list[str]  # tables with a part being written at that moment
+    finished_first: int = 0  # parts of the chosen tables that were finished before the watch could act on them
+
+
+class _Inotify:
+    """The kernel's file-creation events of some directories (inotify(7) through libc; Linux only)."""
+
+    IN_CREATE, IN_ONLYDIR, IN_Q_OVERFLOW, IN_CLOEXEC = 0x100, 0x01000000, 0x4000, 0o2000000
+    _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name, NUL-padded)
+
+    def __init__(self, directories: dict[str, Path]) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self._check(self._libc.inotify_init1(self.IN_CLOEXEC))
+        self.names: dict[int, str] = {}
+        for name, path in directories.items():
+            wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), self.IN_CREATE | self.IN_ONLYDIR)
+            self.names[self._check(wd, path)] = name
+
+    @staticmethod
+    def _check(result: int, path: Path | None = None) -> int:
+        if result < 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno), str(path) if path else None)
+        return result
+
+    def read(self, timeout: float) -> list[tuple[str, str]]:
+        """(directory name, created entry) of the events queued since the last read; waits up to `timeout` s for one."""
+        if not select.select([self.fd], [], [], max(0.0, timeout))[0]:
+            return []
+        data, events, offset = os.read(self.fd, 64 * 1024), [], 0
+        while offset < len(data):
+            wd, mask, _cookie, size = self._HEADER.unpack_from(data, offset)
+            name = data[offset + self._HEADER.size: offset + self._HEADER.size + size].rstrip(b"\0").decode()
+            offset += self._HEADER.size + size
+            if mask & self.IN_Q_OVERFLOW:
+                raise RuntimeError("inotify queue overflow: creations were lost")
+            if wd in self.names:
+                events.append((self.names[wd], name))
+        return events
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+# After a part of the awaited table was finished before the engine could be frozen, how long to wait for another
+# before acting anyway (a recompute writes one part per batch: a portion may bring only two).
+FINISHED_PART_GRACE = 10.0
+
+
+def wait_stopped(pid: int, timeout: float = 30) -> None:
+    """Until every thread of `pid` has stopped (SIGSTOP takes effect per thread, a thread inside a system call, a
+    rename say, completes it first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+                states.append(stat[stat.rindex(")") + 2])  # the state follows the parenthesised command name
+        if all(state in "tTZX" for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} did not stop in {timeout} s: thread states {states}")
+        time.sleep(0.0005)
+
+
+class InsertWatch:
+    """Sees the engine begin to write a part (a `tmp_insert_*` directory created in a table's data directory) and
+    can act at that moment, with the part unfinished.
+
+    inotify: the kernel queues every creation, so none is missed however late this process gets the CPU. (The 2 ms
+    poll it replaces looked every 10-13 ms on a loaded machine and missed parts of the small INSERT ... SELECT that
+    recomputes agg_behavior_active_daily, which can be gone between two looks: in CI, every one the first kill
+    waited for.) With the engine's pid, the engine is frozen (SIGSTOP, waited for until every thread has stopped)
+    from the notification until the action is done: a part found unfinished while it is frozen stays unfinished, so
+    the action (the worker's SIGKILL) provably lands while that insert is in flight.
+    """
+
+    def __init__(self, paths: dict[str, Path], engine_pid: int | None = None) -> None:
+        self.paths, self.engine_pid = paths, engine_pid
+        self._events = _Inotify(paths)
+        self.created: Counter[str] = Counter()  # parts begun per table during the last wait (a timeout's evidence)
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Also ends a wait still running (a scenario that failed), within a second."""
+        self._closed.set()
+        self._events.close()
 
     def writing(self) -> list[str]:
         busy = []
@@ -243,16 +369,66 @@ class InsertWatch:
                     busy.append(name)
         return busy
 
-    async def wait(self, timeout: float, tables: Iterable[str] | None = None, poll: float = 0.002) -> list[str]:
-        """Tables being written to, as soon as one of `tables` (default: any) is; [] after `timeout` s."""
-        chosen = set(tables or self.paths)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            busy = self.writing()
-            if chosen.intersection(busy):
-                return busy
-            await asyncio.sleep(poll)
-        return []
+    async def wait(self, timeout: float, tables: Iterable[str] | None = None,
+                   then: Callable[[], None] | None = None) -> Seen | None:
+        """The first part of one of `tables` (default: any) begun from now on; None after `timeout` s. `then` runs
+        in the watching thread the moment that part is seen, while it is unfinished (the next part is taken when
+        one was finished before the engine was frozen)."""
+        while self._events.read(0):  # parts begun before this call: not what the caller waits for
+            pass
+        self.created = Counter()
+        # The watching thread needs the GIL to act: by default this thread (the collector, the senders) keeps it up
+        # to 5 ms, long enough for a small part to be finished before the engine is frozen.
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(0.0002)
+        try:
+            return await asyncio.to_thread(self._wait, set(tables or self.paths), timeout, then)
+        finally:
+            sys.setswitchinterval(previous)
+
+    def _wait(self, chosen: set[str], timeout: float, then: Callable[[], None] | None) -> Seen | None:
+        finished_first, deadline = 0, time.monotonic() + timeout
+        passed_over: tuple[str, str, float] | None = None  # the last part finished before the engine was frozen
+        while (left := deadline - time.monotonic()) > 0 and not self._closed.is_set():
+            if passed_over is not None and time.monotonic() - passed_over[2] > FINISHED_PART_GRACE:
+                # every part of the table was finished before the engine could be frozen: act right after the last
+                seen = self._act(passed_over[0], passed_over[1], then, unfinished_only=False)
+                return replace(seen, finished_first=finished_first) if seen else None
+            try:
+                events = self._events.read(min(left, 1.0))
+            except (OSError, ValueError):  # closed meanwhile
+                if self._closed.is_set():
+                    return None
+                raise
+            for table, entry in events:
+                if not entry.startswith("tmp_insert_"):
+                    continue
+                self.created[table] += 1
+                if table in chosen:
+                    seen = self._act(table, entry, then)
+                    if seen is not None:
+                        return replace(seen, finished_first=finished_first)
+                    finished_first += 1
+                    passed_over = (table, entry, time.monotonic())
+        return None
+
+    def _act(self, table: str, entry: str, then: Callable[[], None] | None,
+             unfinished_only: bool = True) -> Seen | None:
+        part = self.paths[table] / entry
+        if then is None:
+            return Seen(table, entry, part.is_dir(), self.writing())
+        if self.engine_pid is not None:
+            os.kill(self.engine_pid, signal.SIGSTOP)
+        try:
+            if self.engine_pid is not None:
+                wait_stopped(self.engine_pid)
+            if unfinished_only and not part.is_dir():  # finished (renamed) before the engine was frozen
+                return None
+            then()
+            return Seen(table, entry, part.is_dir(), self.writing())
+        finally:
+            if self.engine_pid is not None:
+                os.kill(self.engine_pid, signal.SIGCONT)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -593,6 +769,7 @@ class Outcome:
     acks: Acks
     check: Check
     kills: list[tuple[str | None, list[str]]] = field(default_factory=list)  # (aimed at, tables being written)
+    kill_parts: list[Seen | None] = field(default_factory=list)  # per kill aimed at a table: the part it landed in
     restart_to_write: list[float] = field(default_factory=list)  # per restart: seconds until the worker wrote again
     recover_seconds: float | None = None  # fault over (last restart, disk freed) -> every record landed
     worker_exits: int = 0  # times the worker died by itself (it is restarted, as a supervisor would)
@@ -601,7 +778,8 @@ class Outcome:
 
     def __repr__(self) -> str:  # what a failing test shows of its fixture
         timings = ", ".join(f"{s:.1f}" for s in self.restart_to_write)
-        return (f"Outcome(kills={self.kills}, restart_to_write_s=[{timings}], recover_s={self.recover_seconds}, "
+        return (f"Outcome(kills={self.kills}, kill_parts={self.kill_parts}, restart_to_write_s=[{timings}], "
+                f"recover_s={self.recover_seconds}, "
                 f"worker_exits={self.worker_exits}, lag_at_fault_end={self.lag_at_fault_end}, notes={self.notes})")
 
 
@@ -617,27 +795,40 @@ async def post_all(url: str, events: Sequence[GeneratedEvent], pings: Sequence[G
 
 async def kill_while_writing(pipe: Pipeline, watch: InsertWatch, target: str | None, rng: random.Random,
                              outcome: Outcome, timeout: float = 300) -> None:
-    """Wait until the worker writes (a restarted worker first rejoins its group): at once into `target`, or at a
-    random moment 0-2 s after it started writing when `target` is None; then SIGKILL it and restart it."""
+    """Wait until the worker writes (a restarted worker first rejoins its group), then SIGKILL it and restart it:
+    with `target`, the moment the engine begins a part of `target` (the watch freezes the engine with that part
+    unfinished and kills the worker from its thread); with None, at a random moment 0-2 s after it began writing."""
     started = time.monotonic()
     if target is not None and target not in watch.paths:
         target = KILL_FALLBACK.get(target)
-    busy = await watch.wait(timeout, tables=[target] if target else None)
-    if busy and outcome.kills:  # the previous kill's restart
+    seen = await watch.wait(timeout, tables=[target] if target else None, then=pipe.worker.kill if target else None)
+    if seen is None:
+        outcome.notes.append(f"no part of {target or 'any watched table'} begun in {timeout:.0f} s; parts begun: "
+                             f"{dict(watch.created)}; {await stored_so_far(pipe)}")
+    elif outcome.kills:  # the previous kill's restart
         outcome.restart_to_write.append(time.monotonic() - started)
-    if target is None and busy:
+    busy = seen.busy if seen else []
+    if target is None and seen:
         await asyncio.sleep(rng.uniform(0, 2))
         busy = watch.writing() or ["(between inserts)"]
-    pipe.worker.kill()
+    pipe.worker.kill()  # nothing left to do when the watch killed it
     pipe.worker.start()
     outcome.kills.append((target, busy))
+    outcome.kill_parts.append(seen if target else None)
+
+
+def keep_log(log: Path, name: str) -> None:
+    """A copy of a child's log in test-artifacts/faults/ (what CI keeps of a failed run)."""
+    with contextlib.suppress(OSError):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, ARTIFACTS / name)
 
 
 async def run_worker_kills(bootstrap: str, workdir: Path, fleet: SnowplowFleet, pings: Sequence[GeneratedPing],
                            targets: Sequence[str | None], seed: int = 1) -> Outcome:
     """Events and pings in len(targets)+1 portions; after each but the last, a SIGKILL while the worker writes it."""
-    with scenario_warehouse(fault_settings(workdir, f"kill-{workdir.name}")) as settings:
-        watch = InsertWatch(table_paths(settings))
+    with scenario_warehouse(fault_settings(workdir, f"kill-{workdir.name}")) as (settings, service):
+        watch = InsertWatch(table_paths(settings), engine_pid=service.pid)
         pipe, acks, rng = Pipeline(settings, bootstrap), Acks(), random.Random(seed)
         outcome = Outcome(acks, Check.empty())
         url = await pipe.start()
@@ -657,8 +848,12 @@ async def run_worker_kills(bootstrap: str, workdir: Path, fleet: SnowplowFleet, 
             await pipe.drain()
             outcome.recover_seconds = time.monotonic() - last_restart
         finally:
+            watch.close()
             await pipe.stop()
+            keep_log(pipe.worker.log_path, f"worker-kill-{workdir.name}.log")
         outcome.check = check_settings(settings, acks, fleet)
+    with contextlib.suppress(OSError):
+        (ARTIFACTS / f"worker-kill-{workdir.name}.outcome.txt").write_text(f"{outcome!r}\n{outcome.check.summary()}\n")
     return outcome
 
 
@@ -719,7 +914,7 @@ async def run_warehouse_fault(bootstrap: str, workdir: Path, kind: str, fleet: S
     warehouse is writable again and everything must land once."""
     settings = fault_settings(workdir, f"{kind}-{workdir.name}")
     mount = small_tmpfs(settings.chdb_path, tmpfs_mb) if kind == "full" else contextlib.nullcontext()
-    with mount, scenario_warehouse(settings) as settings:
+    with mount, scenario_warehouse(settings) as (settings, _service):
         paths = table_paths(settings, None)
         watch = InsertWatch({name: paths[name] for name in WATCHED_TABLES if name in paths})
         fault = WarehouseFault(kind, settings, paths)
@@ -749,6 +944,8 @@ async def run_warehouse_fault(bootstrap: str, workdir: Path, kind: str, fleet: S
             outcome.recover_seconds = time.monotonic() - ended
         finally:
             fault.end()
+            watch.close()
             await pipe.stop()
+            keep_log(pipe.worker.log_path, f"worker-{kind}-{workdir.name}.log")
         outcome.check = check_settings(settings, acks, fleet)
     return outcome
