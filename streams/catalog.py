@@ -100,6 +100,8 @@ _CREATE = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|MATERIALIZED\s+
 _DROP = re.compile(r"^DROP\s+(?:TABLE|VIEW|DICTIONARY)\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?", re.I)
 _MODIFY_COMMENT = re.compile(r"^ALTER\s+TABLE\s+`?(\w+)`?\s+MODIFY\s+COMMENT\s+'((?:[^'\\]|''|\\.)*)'\s*$", re.I | re.S)
 _LAST_COMMENT = re.compile(r"\bCOMMENT\s+'((?:[^'\\]|''|\\.)*)'\s*$", re.S)
+# a table shaped like a view (CREATE TABLE ... COMMENT '...' EMPTY AS SELECT ...): the comment precedes the query
+_COMMENT_BEFORE_QUERY = re.compile(r"\bCOMMENT\s+'((?:[^'\\]|''|\\.)*)'\s+EMPTY\s+AS\s+SELECT\b", re.S)
 
 
 def _unquote(text: str) -> str:
@@ -114,7 +116,7 @@ def migration_comments(directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
         for statement in migration.statements():
             if created := _CREATE.match(statement):
                 comments.pop(created.group(2), None)
-                last = _LAST_COMMENT.search(statement)
+                last = _LAST_COMMENT.search(statement) or _COMMENT_BEFORE_QUERY.search(statement)
                 if not created.group(1).upper().startswith("MATERIALIZED"):
                     comments[created.group(2)] = _unquote(last.group(1)) if last else ""
             elif dropped := _DROP.match(statement):
