@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 kafka: $(STAMP)
-	@$(BIN)/python -c "from streams.config import Settings; from streams.kafka import ensure_kafka_jars; ensure_kafka_jars(Settings.from_env().cache_dir)"
+	@$(BIN)/python -c "from streams.config import Settings; from streams.kafka.jars import ensure_kafka_jars; ensure_kafka_jars(Settings.from_env().cache_dir)"
 
 run: install
 	@$(BIN)/denomas-usage demo
