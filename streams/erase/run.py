@@ -42,6 +42,7 @@ from streams.erase.subjects import (
 )
 from streams.event_metrics.refresh import mark_touched, recompute_days
 from streams.warehouse import Warehouse
+from streams.warehouse.reports import STAGING_PREFIX, refresh_reports
 
 KINDS = ("user", "namespace", "instance")
 OWN_TABLES = {LIST_TABLE, PENDING_TABLE, LOG_TABLE}
@@ -92,7 +93,9 @@ def _columns(warehouse: Warehouse) -> dict[str, dict[str, str]]:
         "AS t ON c.table = t.name WHERE c.database = currentDatabase()").rows
     tables: dict[str, dict[str, str]] = {}
     for table, name, kind in rows:
-        if table not in OWN_TABLES:
+        # a stored report's staging copy lives only while a refresh runs (it may be dropped under our feet): the
+        # refresh below recomputes the stored reports from the cleaned facts instead
+        if table not in OWN_TABLES and not str(table).startswith(STAGING_PREFIX):
             tables.setdefault(str(table), {})[str(name)] = str(kind)
     return tables
 
@@ -278,6 +281,7 @@ def _erase_rows(warehouse: Warehouse, erasure: Erasure, targets: list[Target],
         _delete(warehouse, erasure, target)
     _delete_letters(warehouse, erasure, {subject})
     mark_touched(warehouse, erasure.days)  # should this run die now, the worker's refresh recomputes what it can
+    refresh_reports(warehouse)  # the stored reports' months whose facts changed, recomputed from the cleaned views
     _finish(warehouse, erasure)
     return erasure, targets
 

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from fleet.demo import DemoFleet, feed, wait_until_landed
 from fleet.pings import generate_fleet
@@ -168,7 +169,12 @@ def tables_holding(warehouse: Warehouse, number: int | None = None, text: str | 
             where, params = f"position(toString(`{name}`), {{v:String}}) > 0", {"v": text}
         else:
             continue
-        count = int(warehouse.query(f"SELECT count() FROM `{table}` WHERE {where}", params).scalar())
+        try:
+            count = int(warehouse.query(f"SELECT count() FROM `{table}` WHERE {where}", params).scalar())
+        except DatabaseError as exc:  # a stored report's staging table, dropped since listed, holds nothing
+            if "UNKNOWN_TABLE" not in str(exc):
+                raise
+            continue
         if count:
             found[f"{table}.{name}"] = count
     return found
