@@ -147,23 +147,28 @@ class OffsetProbe:
                     raise
                 await asyncio.sleep(0.2)
 
-    async def group_lag(self, group_id: str, topics: list[str]) -> int:
-        """Sum of (end offset - committed offset) over the topics' partitions; no commit counts as 0.
+    async def partition_lag(self, group_id: str, topics: list[str]) -> dict[TopicPartition, int]:
+        """(end offset - committed offset) per partition of the topics that has any; no commit counts as 0.
 
         Committed offsets are read BEFORE end offsets: an agent that commits its input only after its
         output was delivered then can never make a chain of topics look drained while output is in flight.
         """
         partitions = await self.partitions(topics)
         if not partitions:
-            return 0
+            return {}
         committed = await self.committed(group_id, partitions)
         ends = await self.end_offsets(partitions)
-        lag = 0
+        lags = {}
         for tp, end in ends.items():
             meta = committed.get(tp)
             offset = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(0, end - offset)
-        return lag
+            if end > offset:
+                lags[tp] = end - offset
+        return lags
+
+    async def group_lag(self, group_id: str, topics: list[str]) -> int:
+        """The group's lag summed over the topics' partitions (see partition_lag)."""
+        return sum((await self.partition_lag(group_id, topics)).values())
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
@@ -187,12 +192,14 @@ async def wait_for_zero_lag(
     deadline = time.monotonic() + timeout
     worst = 0
     async with OffsetProbe(bootstrap) as probe:
-        while (lag := await probe.group_lag(group_id, topics)) > 0:
+        while lags := await probe.partition_lag(group_id, topics):
+            lag = sum(lags.values())
             worst = max(worst, lag)
             if progress is not None:
                 progress(worst - lag, worst)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"consumer group {group_id!r} still has lag {lag} on {topics} after {timeout:.0f} s")
+                where = ", ".join(f"{tp.topic}[{tp.partition}]: {n}" for tp, n in sorted(lags.items()))
+                raise TimeoutError(f"consumer group {group_id!r} still has lag {lag} after {timeout:.0f} s ({where})")
             await asyncio.sleep(poll)
     if progress is not None and worst:
         progress(worst, worst)

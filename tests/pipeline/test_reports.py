@@ -88,14 +88,17 @@ def test_redelivered_pings_change_no_stored_row(pipeline, warehouse, kafka_boots
 
     async def redeliver() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, max_request_size=10 * 2**20)
-        worker = WorkerProcess(settings, kafka_bootstrap)
+        worker = WorkerProcess(settings, kafka_bootstrap, loglevel="INFO")  # its rebalances, if it stalls
         worker.start()
         await producer.start()
         try:
             for ping in fleet.pings:  # every ping again, straight onto the raw topic (a replay, a retrying producer)
                 await producer.send_and_wait(settings.topic(TOPIC_RAW_SERVICE_PING), ping.body(),
                                              key=ping.uuid.encode() if ping.uuid else None)
-            await wait_until_landed(settings, kafka_bootstrap, timeout=240)
+            try:
+                await wait_until_landed(settings, kafka_bootstrap, timeout=240)
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}\nworker log: {worker.log_path}\n{worker.log_tail(60)}") from exc
             await asyncio.to_thread(wait_until_current, warehouse)
             assert worker.alive(), worker.log_tail()
         finally:
