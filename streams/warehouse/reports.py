@@ -13,8 +13,10 @@ redelivered batch cannot count anything twice:
   versions seen by then); `all` every month (estimates use first and last versions over the whole history);
 - recompute: INSERT INTO a staging copy SELECT * FROM the view WHERE month IN (...), then each month's partition is
   swapped in (REPLACE PARTITION, atomic: a reader sees the old month or the new one, never half or twice) or
-  dropped when the view has no rows for it; then the fingerprints taken before the recompute are stored. A refresh
-  killed anywhere leaves the previous rows and the old fingerprints: the next run recomputes the same months.
+  dropped when the view has no rows for it, unless its inputs changed while the view was read (fingerprints read
+  again just before the swaps: rows read before an erasure never come back); then the fingerprints taken before the
+  recompute are stored. A refresh killed anywhere leaves the previous rows and the old fingerprints: the next run
+  recomputes the same months.
 
 The worker group's leader runs `refresh_reports` on a timer (streams/agents/reports.py); tests and benchmarks run it
 directly. Refreshes may overlap (a leader change): each month is swapped in whole, and the fingerprint kept for a
@@ -220,9 +222,13 @@ def drop_stale_staging(warehouse: Warehouse, older_than: int = STALE_STAGING_SEC
     return len(rows)
 
 
-def recompute(warehouse: Warehouse, report: Report, months: Sequence[date]) -> tuple[int, dict[date, datetime]]:
-    """Recompute `months` of the report from its view and swap them in; return the rows written and when each month
-    was swapped in."""
+def recompute(warehouse: Warehouse, report: Report, months: Sequence[date],
+              expected: dict[date, int]) -> tuple[int, dict[date, datetime]]:
+    """Recompute `months` of the report from its view and swap in those whose inputs still have the `expected`
+    fingerprints; return the rows written and when each month was swapped in.
+
+    A month whose inputs changed while the view was read (an erasure, a late ping) keeps its rows and fingerprint
+    and is taken by the next run: swapping in rows read before an erasure would show the erased subject again."""
     swapped: dict[date, datetime] = {}
     if not months:
         return 0, swapped
@@ -236,7 +242,10 @@ def recompute(warehouse: Warehouse, report: Report, months: Sequence[date]) -> t
         filled = {date(int(p) // 100, int(p) % 100, 1) for (p,) in warehouse.query(
             "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = {t:String} "
             "AND active", {"t": staging}).rows}
+        current = Inputs.read(warehouse, [report]).fingerprints(report)
         for month in sorted(months):  # partition ids are yyyymm integers computed here, never user input
+            if current.get(month, 0) != expected.get(month, 0):
+                continue
             if month in filled:
                 warehouse.execute(f"ALTER TABLE {table} REPLACE PARTITION {_yyyymm(month)} FROM {staging}")
             else:
@@ -268,7 +277,7 @@ def refresh_report(warehouse: Warehouse, report: Report, inputs: Inputs) -> Refr
     started = time.perf_counter()
     now = inputs.fingerprints(report)
     months = months_to_refresh(report, now, stored_fingerprints(warehouse, report), _stored_months(warehouse, report))
-    rows, swapped = recompute(warehouse, report, sorted(months))
+    rows, swapped = recompute(warehouse, report, sorted(months), now)
     if swapped:
         _record(warehouse, report, swapped, now)
     return Refreshed(report.table, len(months), rows, time.perf_counter() - started)

@@ -25,10 +25,12 @@ from streams.config import TOPIC_RAW_SERVICE_PING, Settings
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse.reports import (
     REPORTS,
+    Inputs,
     Report,
     differences,
     drop_stale_staging,
     months_to_refresh,
+    refresh_report,
     refresh_reports,
     stale_reports,
     wait_until_current,
@@ -157,6 +159,46 @@ def test_a_refresh_killed_midway_is_repaired_by_the_next_run(pipeline, warehouse
     assert_equal_to_views(warehouse)
     assert stale_reports(warehouse) == []
     assert warehouse.query(staging).scalar() == 0
+
+
+class ChangeAfterViewRead:
+    """The real warehouse, on which `change` happens as soon as a refresh has read the view into its staging table,
+    before it swaps the months in."""
+
+    def __init__(self, warehouse: ServerWarehouse, change) -> None:
+        self.warehouse, self.change, self.changed = warehouse, change, False
+
+    def execute(self, sql: str, params: dict | None = None):
+        result = self.warehouse.execute(sql, params)
+        if sql.startswith("INSERT INTO rpt_refresh_staging_") and not self.changed:
+            self.changed = True
+            self.change()
+        return result
+
+    def __getattr__(self, name: str):
+        return getattr(self.warehouse, name)
+
+
+def test_rows_read_before_an_erasure_are_not_swapped_in_after_it(pipeline, warehouse) -> None:
+    report = next(r for r in REPORTS if r.table == "rpt_installation_types_monthly_stored")
+    month, installation = warehouse.query(
+        "SELECT toStartOfMonth(recorded_at) AS m, installation_id FROM fct_ping_instance FINAL "
+        "ORDER BY m DESC, installation_id LIMIT 1").rows[0]
+    warehouse.execute("TRUNCATE TABLE rpt_refresh_state")  # every month is recomputed: the slow refresh reads it
+
+    def erase_then_refresh() -> None:  # an erasure, and its own refresh, while the slow refresh is midway
+        warehouse.execute("ALTER TABLE fct_ping_instance DELETE WHERE installation_id = {i:String} "
+                          "AND toStartOfMonth(recorded_at) = {m:Date} SETTINGS mutations_sync = 2",
+                          {"i": installation, "m": month})
+        refresh_reports(warehouse)
+
+    slow = ChangeAfterViewRead(warehouse, erase_then_refresh)
+    refresh_report(slow, report, Inputs.read(warehouse, [report]))
+    assert slow.changed
+    assert stale_reports(warehouse, [report]) == []  # what the slow refresh read before the erasure stayed out
+    assert differences(warehouse, report)[1:] == (0, 0)
+    refresh_reports(warehouse)
+    assert_equal_to_views(warehouse)
 
 
 # ---------------------------------------------------------------------------------------------------
