@@ -11,18 +11,8 @@ import random
 from typing import Any
 
 from fleet.instances import Instance, Node, State, allowed
-from fleet.ping_catalog import (
-    ERROR_MARKER_RATE,
-    ERROR_MARKERS,
-    EVENTS,
-    NOT_MEASUREMENTS,
-    RELEASES,
-    ROLE_SERVICES,
-    RUNNER_TYPES,
-    SERVICE_SHAPES,
-    UAM,
-    USERS,
-)
+from fleet.ping_catalog import RELEASES, ROLE_SERVICES, SERVICE_SHAPES
+from fleet.ping_metrics import ERROR_MARKER_RATE, ERROR_MARKERS, EVENTS, NOT_MEASUREMENTS, RUNNER_TYPES, UAM, USERS
 
 
 class PayloadBuilder:
