@@ -245,6 +245,10 @@ def erase_instance(warehouse: Warehouse, instance: str) -> tuple[Erasure, list[T
     return _erase_rows(warehouse, erasure, instance_targets(tables), ("instance", instance))
 
 
+# ---------------------------------------------------------------------------------------------------
+# The proof (its query: plan.py) and the command
+
+
 def prove(warehouse: Warehouse, erasure: Erasure, targets: Sequence[Target]) -> tuple[str, list[tuple[str, int]]]:
     sql = proof_sql(erasure.kind, targets)
     rows = [(str(t), int(n)) for t, n in warehouse.query(sql, erasure.proof_params).rows]
