@@ -27,7 +27,9 @@ from bench.common import Result
 from fleet.demo import DemoFleet, run_and_compare
 from streams.config import Settings
 from streams.dashboard import DashboardProcess
-from streams.dashboard.pages import PAGES, Page, entity_page, over_views, parse_filters
+from streams.dashboard.entity_pages import entity_page
+from streams.dashboard.page_model import Page, parse_filters
+from streams.dashboard.pages import PAGES, over_views
 from streams.event_metrics.refresh import mark_all_touched, refresh_pending
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse.reports import refresh_reports

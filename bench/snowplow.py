@@ -28,7 +28,7 @@ from streams.config import TOPIC_RAW_SNOWPLOW, Settings
 from streams.enrich import snowplow as snowplow_enrich
 from streams.enrich.iglu import Registry
 from streams.enrich.pseudonym import hash_key
-from streams.enrich.snowplow import partition_key, request_records
+from streams.enrich.snowplow_requests import partition_key, request_records
 from streams.kafka.topics import ensure_topics
 from streams.records import KIND_EVENTS
 from streams.warehouse import open_warehouse

@@ -15,7 +15,6 @@ from fleet.ping_catalog import (
     DB_FLAVORS,
     EDITION_WEIGHTS,
     EDITIONS,
-    FLAGS,
     GATE_RANK,
     HOST_PREFIXES,
     INSTALL_WEIGHTS,
@@ -23,8 +22,8 @@ from fleet.ping_catalog import (
     LATEST_AT_START,
     OPERATING_SYSTEMS,
     SIZES,
-    USERS,
 )
+from fleet.ping_metrics import FLAGS, USERS
 
 
 @dataclass

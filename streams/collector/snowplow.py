@@ -36,16 +36,8 @@ from streams.collector.common import BadRequest, Collector, body_read_errors, de
 from streams.config import MAX_BODY_BYTES, TOPIC_RAW_SNOWPLOW
 from streams.enrich.geo import encode_location, locate
 from streams.enrich.personal import pseudonymize_event, redact_bytes, redact_reason
-from streams.enrich.snowplow import (
-    BAD_ADAPTER,
-    BAD_FORMAT,
-    BAD_SIZE,
-    EnvelopeError,
-    query_event,
-    request_records,
-    split_payload,
-    take_ip,
-)
+from streams.enrich.snowplow import BAD_ADAPTER, BAD_FORMAT, BAD_SIZE, take_ip
+from streams.enrich.snowplow_requests import EnvelopeError, query_event, request_records, split_payload
 from streams.records import (
     H_BAD_ROW_TYPE,
     H_CLIENT_GEO,

@@ -1,6 +1,8 @@
 """`denomas-usage dashboard`: pages for the people who use the numbers (xMAU, accounts, version lag, installation
 types, runners and topology, stage adoption, customer success, pipeline health), read from the warehouse's
-ClickHouse interface. Pages and their SQL: pages.py; the web server: server.py; the browser side: static/.
+ClickHouse interface. What a page is and its filters: page_model.py; the report pages and their SQL: pages.py;
+the pages of one account, instance or namespace: entity_pages.py; the web server: server.py; the browser side:
+static/.
 """
 
 from __future__ import annotations

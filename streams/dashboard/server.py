@@ -25,7 +25,9 @@ from aiohttp import web
 
 from streams.catalog import catalog_objects
 from streams.config import Settings
-from streams.dashboard.pages import PAGES, FilterError, Page, entity_page, parse_filters
+from streams.dashboard.entity_pages import entity_page
+from streams.dashboard.page_model import FilterError, Page, parse_filters
+from streams.dashboard.pages import PAGES
 from streams.warehouse import ServerWarehouse
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Snowplow tracker protocol: what the collector checks, and validate -> decode -> enrich for the agent.
+"""Snowplow tracker protocol: validate -> decode -> enrich each event for the agent, and the bad-row types. How the
+collector reads a request into events and Kafka records: streams/enrich/snowplow_requests.py.
 
 Pure functions, no I/O. Terms follow Snowplow's: a POST body is a `payload_data` self-describing JSON whose
 `data` is a list of events; each event is a flat object of string parameters (`e`, `eid`, `tv`, `p`, `dtm`,
@@ -18,11 +19,9 @@ import binascii
 import hashlib
 import math
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from jsonschema import Draft7Validator
@@ -38,7 +37,6 @@ PROCESSOR = {"artifact": "denomas-usage-snowplow", "version": "0.1.0"}
 SNOWPLOW_VENDOR = "com.snowplowanalytics.snowplow"
 DENOMAS_VENDOR = "com.denomas"
 DENOMAS_STANDARD = ("com.denomas", "denomas_standard")
-PAYLOAD_DATA_SCHEMA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 
 EVENT_TYPES = {"se": "struct", "ue": "unstruct", "pv": "page_view", "pp": "page_ping", "tr": "transaction",
                "ti": "transaction_item"}
@@ -64,14 +62,6 @@ _PROTOCOL = CompiledValidator(Draft7Validator(orjson.loads(
     (SNOWPLOW_SCHEMAS_DIR / "tracker_protocol_event.schema.json").read_bytes())), draft=7)
 
 
-class EnvelopeError(Exception):
-    """A request body that holds no usable events: the collector dead-letters it and answers `status`."""
-
-    def __init__(self, status: int, bad_row_type: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.bad_row_type, self.reason = status, bad_row_type, reason
-
-
 class BadEvent(Exception):
     """One event that cannot be used; `bad_row_type` is the Snowplow bad-row schema it maps to."""
 
@@ -81,41 +71,7 @@ class BadEvent(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------
-# What the collector needs: split a body into events, read a query string, pick a Kafka key.
-
-
-def split_payload(body: bytes) -> list[Any]:
-    """The events of a POST body (`payload_data`): 400 when it is not JSON, 422 when it is not payload_data."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise EnvelopeError(400, BAD_FORMAT, f"body is not valid JSON: {exc}") from exc
-    if json_depth_exceeds(document):
-        raise EnvelopeError(400, BAD_FORMAT, f"body is {too_deep_reason()}")
-    if not isinstance(document, dict):
-        raise EnvelopeError(422, BAD_ADAPTER, f"expected a payload_data object, got {type(document).__name__}")
-    key = parse_uri(document.get("schema"))
-    if key is None or (key.vendor, key.name, key.format, key.model) != (SNOWPLOW_VENDOR, "payload_data",
-                                                                        "jsonschema", 1):
-        raise EnvelopeError(422, BAD_ADAPTER, f"schema must be {PAYLOAD_DATA_SCHEMA} (model 1), "
-                                              f"got {str(document.get('schema'))[:200]!r}")
-    data = document.get("data")
-    if not isinstance(data, list) or not data:
-        raise EnvelopeError(422, BAD_ADAPTER, "payload_data needs a non-empty array of events in data")
-    return data
-
-
-def query_event(raw_query: str) -> dict[str, str]:
-    """The event of a GET /i request (first value of a repeated parameter wins); {} when there is none."""
-    try:
-        raw_query.encode("utf-8")  # raw bytes that are not UTF-8 arrive as lone surrogates
-        pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError(400, BAD_FORMAT, f"query string is not valid UTF-8 form encoding: {exc}") from exc
-    event: dict[str, str] = {}
-    for name, value in pairs:
-        event.setdefault(name, value)
-    return event
+# The tracker's `ip` parameter: the collector takes it out at the edge, the agent whatever another producer left in.
 
 
 def take_ip(event: Any) -> str | None:
@@ -124,42 +80,6 @@ def take_ip(event: Any) -> str | None:
         value = event.pop("ip", None)
         return value if isinstance(value, str) and value else None
     return None
-
-
-def partition_key(event: Any, key: bytes | None = None) -> str | None:
-    """Kafka key: the user (keyed hash), else the namespace, else the event id, so copies of an event meet."""
-    if not isinstance(event, dict):
-        return None
-    try:
-        standard = standard_context(decode_contexts(event))
-    except BadEvent:
-        standard = {}
-    user = standard.get("user_id")
-    hashed = hashed_user(user if user not in (None, "") else _str(event.get("uid")) or None, key)
-    if hashed:
-        return f"u:{hashed:016x}"
-    namespace = standard.get("namespace_id")
-    if isinstance(namespace, int) and not isinstance(namespace, bool) and namespace > 0:
-        return f"n:{namespace}"
-    eid = event.get("eid")
-    return f"e:{eid.lower()}" if isinstance(eid, str) and eid else None
-
-
-def request_records(events: list[Any], locate_event: Callable[[Any], str | None],
-                    key: bytes | None = None) -> list[tuple[str | None, str | None, list[int], list[Any]]]:
-    """A request's events as raw records: one per (Kafka key, location), each (key, location, indexes, events).
-
-    One record per request and user, as Snowplow's collector keeps a request together: the per-record cost
-    of the broker and of Faust is paid once per request, not once per event. `locate_event` takes the
-    event's `ip` parameter out and returns its encoded location (None for none).
-    """
-    groups: dict[tuple[str | None, str | None], tuple[list[int], list[Any]]] = {}
-    for index, event in enumerate(events):
-        location = locate_event(event)
-        indexes, members = groups.setdefault((partition_key(event, key), location), ([], []))
-        indexes.append(index)
-        members.append(event)
-    return [(k, location, indexes, members) for (k, location), (indexes, members) in groups.items()]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -335,7 +255,7 @@ def event_id_for(event: dict, receipt: Receipt) -> str:
     return str(uuid.uuid5(_DERIVED_ID_NAMESPACE, f"{receipt.request_id}/{receipt.event_index}/{fingerprint(event)}"))
 
 
-def _str(value: Any) -> str:
+def as_str(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
 
@@ -385,7 +305,7 @@ def normalize_event(event: Any, receipt: Receipt, registry: Registry, key: bytes
         "namespace_id": _uint(standard.get("namespace_id")),
         "ultimate_parent_namespace_id": _uint(standard.get("ultimate_parent_namespace_id")),
         "project_id": _uint(standard.get("project_id")),
-        **{name: _str(standard.get(name)) for name in ("plan", "environment", "source", "realm", "deployment_type",
+        **{name: as_str(standard.get(name)) for name in ("plan", "environment", "source", "realm", "deployment_type",
                                                       "instance_id", "host_name", "instance_version")},
         "context_extra": _json_or_empty(standard.get("extra")),
         "contexts": _json_or_empty(others) if others else "",

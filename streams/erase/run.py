@@ -14,7 +14,8 @@
 5. records per table how many rows went in `erasure_log` (no id, no hash), empties its pending rows, and proves the
    result: a query over every such table that must count 0 everywhere (printed, then run).
 
-Every step is idempotent and reads what is stored, so running it twice, or again after a crash, is safe.
+Every step is idempotent and reads what is stored, so running it twice, or again after a crash, is safe. Which tables
+and rows hold a subject, and the proof query: streams/erase/plan.py; this module runs the steps.
 """
 
 from __future__ import annotations
@@ -30,10 +31,20 @@ import orjson
 
 from streams.enrich.pseudonym import hashed_user
 from streams.enrich.service_ping import installation_id_for
+from streams.erase.plan import (
+    SAAS_ROWS,
+    Target,
+    base_tables,
+    check_schema,
+    instance_targets,
+    namespace_targets,
+    pending,
+    proof_sql,
+    user_targets,
+)
 from streams.erase.subjects import (
     LIST_TABLE,
     LOG_TABLE,
-    NAMESPACE_COLUMNS,
     PENDING_TABLE,
     SUBJECT_SOURCES,
     Subject,
@@ -42,32 +53,9 @@ from streams.erase.subjects import (
 )
 from streams.event_metrics.refresh import mark_touched, recompute_days
 from streams.warehouse import Warehouse
-from streams.warehouse.reports import STAGING_PREFIX, refresh_reports
+from streams.warehouse.reports import refresh_reports
 
-KINDS = ("user", "namespace", "instance")
-OWN_TABLES = {LIST_TABLE, PENDING_TABLE, LOG_TABLE}
-# Derived tables recomputed from the facts (streams/event_metrics/); any other table with a bitmap of user hashes
-# is an error: erase would not know how to take the user out of it.
-RECOMPUTED = {"agg_behavior_event_daily", "agg_behavior_active_daily", "agg_event_metric_daily"}
-# Columns that would hold a user in clear: a table with one is refused until erase handles it.
-CLEAR_USER_COLUMNS = {"user_id", "uid", "user_name", "username", "email"}
-INSTANCE_COLUMNS = ("instance_uuid", "instance_id")
-HOST_COLUMNS = ("hostname", "host")  # Service Ping, Seat Link and Version Check host names (not events' host_name)
-SAAS_ROWS = "(realm = 'saas' OR deployment_type = '.com')"  # SaaS rule of prep_behavior_event_scope (clickhouse/070)
 ATTEMPTS = 3  # runs of one erasure until its proof is clean
-
-
-# ---------------------------------------------------------------------------------------------------
-# Finding what to delete
-
-
-@dataclass(frozen=True)
-class Target:
-    """Rows of `table` to delete: `where` refers to the run's pending rows ({eid:String}) only."""
-
-    table: str
-    where: str
-    proof: str  # the same rows, found with bound parameters of the subject (for the proof query)
 
 
 @dataclass
@@ -79,97 +67,6 @@ class Erasure:
     proof_params: dict[str, Any] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     days: list[date] = field(default_factory=list)
-
-
-def _pending(kind: str, column: str = "number") -> str:
-    return f"(SELECT {column} FROM {PENDING_TABLE} WHERE erasure_id = {{eid:String}} AND kind = '{kind}')"
-
-
-def _columns(warehouse: Warehouse) -> dict[str, dict[str, str]]:
-    """Every base table of the database (views excluded: they hold nothing) -> {column: type}."""
-    rows = warehouse.query(
-        "SELECT c.table, c.name, c.type FROM system.columns AS c "
-        "INNER JOIN (SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View') "
-        "AS t ON c.table = t.name WHERE c.database = currentDatabase()").rows
-    tables: dict[str, dict[str, str]] = {}
-    for table, name, kind in rows:
-        # a stored report's staging copy lives only while a refresh runs (it may be dropped under our feet): the
-        # refresh below recomputes the stored reports from the cleaned facts instead
-        if table not in OWN_TABLES and not str(table).startswith(STAGING_PREFIX):
-            tables.setdefault(str(table), {})[str(name)] = str(kind)
-    return tables
-
-
-def check_schema(tables: dict[str, dict[str, str]]) -> None:
-    """Refuse to run on a schema erase does not cover: a user in clear, or a bitmap nobody recomputes."""
-    for table, columns in tables.items():
-        clear = sorted(CLEAR_USER_COLUMNS & set(columns))
-        if clear:
-            raise RuntimeError(f"{table} has column(s) {clear} that may hold a user in clear; erase does not "
-                               "cover it: store a keyed user_hash instead, or extend streams/erase/run.py")
-        bitmaps = [name for name, kind in columns.items() if "groupBitmap" in kind]
-        if bitmaps and table not in RECOMPUTED:
-            raise RuntimeError(f"{table}.{bitmaps[0]} holds user bitmaps that erase does not recompute; "
-                               "extend streams/erase/run.py (RECOMPUTED) with how to rebuild it")
-
-
-def user_targets(tables: dict[str, dict[str, str]]) -> list[Target]:
-    return [Target(t, f"user_hash IN {_pending('user')}", "user_hash = {user_hash:UInt64}")
-            for t, columns in sorted(tables.items()) if "user_hash" in columns and t not in RECOMPUTED]
-
-
-def _alert_targets(tables: dict[str, dict[str, str]], scopes: str, proof: str) -> list[Target]:
-    """Alerts about the scopes, their deliveries first (found through the alerts table, deleted after them)."""
-    out = []
-    if "alerts" in tables and "alert_delivery" in tables:
-        out.append(Target("alert_delivery", f"alert_id IN (SELECT alert_id FROM alerts WHERE {scopes})",
-                          f"alert_id IN (SELECT alert_id FROM alerts WHERE {proof})"))
-    return out + [Target(t, scopes, proof) for t, columns in sorted(tables.items())
-                  if {"scope_type", "scope_id"} <= set(columns)]
-
-
-def namespace_targets(tables: dict[str, dict[str, str]]) -> list[Target]:
-    out = []
-    for table, columns in sorted(tables.items()):
-        names = [c for c in NAMESPACE_COLUMNS if c in columns]
-        if names and table not in RECOMPUTED:
-            saas = f"{SAAS_ROWS} AND " if {"realm", "deployment_type"} <= set(columns) else ""
-            out.append(Target(table, saas + "(" + " OR ".join(f"{c} IN {_pending('namespace')}" for c in names) + ")",
-                              saas + "(" + " OR ".join(f"{c} = {{namespace:UInt64}}" for c in names) + ")"))
-    scopes = f"scope_type = 'namespace' AND scope_id IN {_pending('namespace', 'toString(number)')}"
-    return _alert_targets(tables, scopes, "scope_type = 'namespace' AND scope_id = toString({namespace:UInt64})") + out
-
-
-def instance_targets(tables: dict[str, dict[str, str]]) -> list[Target]:
-    """Alerts, then every row of its uuid, own host names, installations and pings."""
-    scopes = (f"scope_type = 'instance' AND (scope_id IN {_pending('installation', 'text')} "
-              f"OR scope_id IN {_pending('instance', 'text')})")
-    proof_scopes = ("scope_type = 'instance' AND (has(JSONExtract({installations:String}, 'Array(String)'), "
-                    "scope_id) OR scope_id = {instance:String})")
-    out = _alert_targets(tables, scopes, proof_scopes)
-    for table, columns in sorted(tables.items()):
-        if table in RECOMPUTED:
-            continue
-        clauses, proofs = [], []
-        for name in INSTANCE_COLUMNS:
-            if name in columns:
-                clauses.append(f"{name} IN {_pending('instance', 'text')}")
-                proofs.append(f"{name} = {{instance:String}}")
-        for name in HOST_COLUMNS:  # version checks, old Seat Links: by the hosts no other instance reported
-            if name in columns:
-                clauses.append(f"{name} IN {_pending('host', 'text')}")
-                proofs.append(f"has(JSONExtract({{hosts:String}}, 'Array(String)'), {name})")
-        if "installation_id" in columns:
-            clauses.append(f"installation_id IN {_pending('installation', 'text')}")
-            proofs.append("has(JSONExtract({installations:String}, 'Array(String)'), installation_id)")
-        if "ping_id" in columns:
-            clauses.append(f"ping_id IN {_pending('ping')}")
-            proofs.append("has(JSONExtract({pings:String}, 'Array(UInt64)'), ping_id)")
-        if clauses:
-            out.append(Target(table, " OR ".join(clauses), " OR ".join(proofs)))
-    # Anchors last: a re-run after a crash collects installations and pings from them again.
-    anchors = ("fct_ping_instance", "raw_service_ping")
-    return sorted(out, key=lambda target: target.table in anchors)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,7 +82,7 @@ def _now(warehouse: Warehouse) -> datetime:
 def _begin(warehouse: Warehouse, kind: str, value: int | str) -> tuple[dict[str, dict[str, str]], Erasure]:
     """Check the schema, list the subject (agents drop it from now on), note it under the run id of a crashed run
     of the same subject if there is one."""
-    tables = _columns(warehouse)
+    tables = base_tables(warehouse)
     check_schema(tables)
     started, digest = _now(warehouse), subject_digest(kind, value)
     warehouse.insert(LIST_TABLE, [{"kind": kind, "subject_digest": digest, "listed_at": started}])
@@ -255,7 +152,7 @@ def _delete_letters(warehouse: Warehouse, erasure: Erasure, subjects: set[Subjec
     letters = _dead_letters(warehouse, erasure, subjects)
     _note(warehouse, erasure, "letter", texts=[f"{source}:{letter_id}" for source, letter_id in letters])
     _delete(warehouse, erasure, Target(
-        "raw_dead_letter", f"concat(toString(source), ':', toString(dead_letter_id)) IN {_pending('letter', 'text')}",
+        "raw_dead_letter", f"concat(toString(source), ':', toString(dead_letter_id)) IN {pending('letter', 'text')}",
         ""))
 
 
@@ -349,24 +246,7 @@ def erase_instance(warehouse: Warehouse, instance: str) -> tuple[Erasure, list[T
 
 
 # ---------------------------------------------------------------------------------------------------
-# The proof
-
-
-def states_proof(kind: str) -> str:
-    """The derived tables' rows, every version (no FINAL), that still show the subject."""
-    return {"user": "bitmapContains(users, {user_hash:UInt64})",
-            "namespace": "scope = 'namespace' AND scope_id = toString({namespace:UInt64})",
-            "instance": "scope = 'instance' AND scope_id = {instance:String}"}[kind]
-
-
-def proof_sql(kind: str, targets: Sequence[Target]) -> str:
-    """One query, one row per table: rows that still hold the subject (every count must be 0)."""
-    parts = [f"SELECT '{t.table}' AS table_name, count() AS rows_left FROM {t.table} WHERE {t.proof}"
-             for t in targets if t.proof]
-    states = states_proof(kind)
-    parts += [f"SELECT '{t}' AS table_name, count() AS rows_left FROM {t} WHERE {states}"
-              for t in sorted(RECOMPUTED) if kind != "user" or t != "agg_event_metric_daily"]
-    return "SELECT * FROM (\n" + "\nUNION ALL\n".join(parts) + "\n) ORDER BY table_name"
+# The proof (its query: plan.py) and the command
 
 
 def prove(warehouse: Warehouse, erasure: Erasure, targets: Sequence[Target]) -> tuple[str, list[tuple[str, int]]]:

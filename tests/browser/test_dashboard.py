@@ -26,7 +26,9 @@ from fleet.event_metrics import FleetEventMetrics
 from streams.checks.runner import check_and_report
 from streams.config import PROJECT_ROOT, Settings
 from streams.dashboard import DashboardProcess
-from streams.dashboard.pages import PAGES, Filters, entity_page, over_views, parse_filters
+from streams.dashboard.entity_pages import entity_page
+from streams.dashboard.page_model import Filters, parse_filters
+from streams.dashboard.pages import PAGES, over_views
 from streams.dashboard.server import plotly_js, warehouse_url
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse_service.process import free_port

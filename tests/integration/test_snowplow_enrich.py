@@ -30,7 +30,6 @@ from streams.enrich.snowplow import (
     BAD_PROTOCOL,
     BAD_SCHEMA,
     BadEvent,
-    EnvelopeError,
     Receipt,
     b64decode_any,
     bad_row,
@@ -38,12 +37,10 @@ from streams.enrich.snowplow import (
     derived_tstamp_ms,
     fingerprint,
     normalize_event,
-    partition_key,
     protocol_errors,
-    query_event,
-    split_payload,
     take_ip,
 )
+from streams.enrich.snowplow_requests import EnvelopeError, partition_key, query_event, split_payload
 from streams.warehouse import migrate, open_warehouse
 from streams.warehouse.writers import write_behavior_events
 

@@ -37,7 +37,8 @@ from streams.enrich.pseudonym import user_hash
 from streams.enrich.service_ping import installation_id_for
 from streams.erase import run as erase_module
 from streams.erase import subjects as erase_subjects
-from streams.erase.run import check_schema, erase_user
+from streams.erase.plan import check_schema
+from streams.erase.run import erase_user
 from streams.erase.subjects import ErasureList, subject_digest
 from streams.event_metrics.definitions import EventMetric, load_event_metrics
 from streams.event_metrics.read import active_users

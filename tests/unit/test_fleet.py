@@ -11,7 +11,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from fleet.ping_catalog import CUMULATIVE_COUNT_PATHS, DEFECTS, ERROR_MARKERS, STAGE_MONTHLY_USER_PATHS, WINDOW_PAIRS
+from fleet.ping_catalog import DEFECTS
+from fleet.ping_metrics import CUMULATIVE_COUNT_PATHS, ERROR_MARKERS, STAGE_MONTHLY_USER_PATHS, WINDOW_PAIRS
 from fleet.pings import GeneratedPing, fleet_summary, generate_fleet
 from streams.config import SCHEMAS_DIR
 from streams.enrich.metric_dictionary import MetricDictionary

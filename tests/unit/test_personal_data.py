@@ -14,7 +14,7 @@ from streams.agents.snowplow import SnowplowNormalizer
 from streams.enrich.iglu import Registry
 from streams.enrich.personal import UNDECODABLE, pseudonymize_event, redact_bytes, redact_reason
 from streams.enrich.pseudonym import hashed_user, parse_pseudonym, pseudonym, user_hash
-from streams.enrich.snowplow import partition_key
+from streams.enrich.snowplow_requests import partition_key
 
 KEY = b"test-key"
 STANDARD = "iglu:com.denomas/denomas_standard/jsonschema/1-0-0"
