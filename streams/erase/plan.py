@@ -41,7 +41,7 @@ def pending(kind: str, column: str = "number") -> str:
     return f"(SELECT {column} FROM {PENDING_TABLE} WHERE erasure_id = {{eid:String}} AND kind = '{kind}')"
 
 
-def base_tables(warehouse: Warehouse) -> dict[str, dict[str, str]]:
+def table_columns(warehouse: Warehouse) -> dict[str, dict[str, str]]:
     """Every base table of the database (views excluded: they hold nothing) -> {column: type}."""
     rows = warehouse.query(
         "SELECT c.table, c.name, c.type FROM system.columns AS c "

@@ -34,12 +34,12 @@ from streams.enrich.service_ping import installation_id_for
 from streams.erase.plan import (
     SAAS_ROWS,
     Target,
-    base_tables,
     check_schema,
     instance_targets,
     namespace_targets,
     pending,
     proof_sql,
+    table_columns,
     user_targets,
 )
 from streams.erase.subjects import (
@@ -82,7 +82,7 @@ def _now(warehouse: Warehouse) -> datetime:
 def _begin(warehouse: Warehouse, kind: str, value: int | str) -> tuple[dict[str, dict[str, str]], Erasure]:
     """Check the schema, list the subject (agents drop it from now on), note it under the run id of a crashed run
     of the same subject if there is one."""
-    tables = base_tables(warehouse)
+    tables = table_columns(warehouse)
     check_schema(tables)
     started, digest = _now(warehouse), subject_digest(kind, value)
     warehouse.insert(LIST_TABLE, [{"kind": kind, "subject_digest": digest, "listed_at": started}])
