@@ -16,6 +16,7 @@ from streams import metrics
 from streams.agents import (
     alerts,
     checks,
+    consumer,
     event_metrics,
     reference,
     reports,
@@ -65,7 +66,8 @@ METADATA_MAX_AGE_MS = 30_000
 
 
 class ProjectApp(faust.App):
-    """A Faust app that makes sure our topics exist with the project's settings before it subscribes."""
+    """A Faust app that makes sure our topics exist with the project's settings before it subscribes, on a
+    transport that reads again what it dropped on partitions never committed (streams/agents/consumer.py)."""
 
     project_settings: Settings
     bootstrap_servers: str
@@ -73,6 +75,9 @@ class ProjectApp(faust.App):
     async def on_first_start(self) -> None:
         await super().on_first_start()
         await ensure_topics(self.bootstrap_servers, self.project_settings)
+
+    def _new_transport(self) -> consumer.Transport:
+        return consumer.Transport(self.conf.broker_consumer, self)  # streams/agents/consumer.py: the seek fix
 
 
 def faust_app(app_id: str, settings: Settings, bootstrap_servers: str) -> faust.App:
@@ -115,11 +120,21 @@ def build_app(settings: Settings, bootstrap_servers: str, warehouse: Warehouse, 
         source.register(ctx)
     register_dead_letter_sink(ctx)
     register_memory_release(ctx)
+    register_stall_guard(ctx)
     register_health_page(ctx)
     return app
 
 
 MEMORY_RELEASE_SECONDS = 1.0
+
+
+def register_stall_guard(ctx: AgentContext) -> None:
+    """Every few seconds, read again the records Faust dropped without processing (streams/agents/consumer.py)."""
+    guard = consumer.StallGuard(ctx.app.consumer)
+
+    @ctx.app.timer(interval=consumer.STALL_CHECK_SECONDS)
+    async def read_dropped_records_again() -> None:
+        await guard.check()
 
 
 def register_memory_release(ctx: AgentContext) -> None:

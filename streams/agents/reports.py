@@ -2,8 +2,7 @@
 recomputes, from their views, the months whose inputs changed (pings, Seat Links, event metrics, reference data, the
 date). Progress is kept in the warehouse (rpt_refresh_state, and the stored months swapped in whole), so a crash or a
 failed run only means the next run takes the same months again; runs that overlap during a leader change are safe
-(streams/warehouse/reports.py). On every worker instead of the leader, a restarted worker's refresh at start-up held
-up its partitions for minutes (tests/pipeline/test_reports.py's redelivery). No topic of its own.
+(streams/warehouse/reports.py). On the leader only: one run per group does the work once. No topic of its own.
 """
 
 from __future__ import annotations
