@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from fleet.demo import DemoFleet, wait_until_landed
 from fleet.demo import _run_pipeline as run_pipeline
+from streams.agents.reports import pause_after
 from streams.config import TOPIC_RAW_SERVICE_PING, Settings
 from streams.warehouse import ServerWarehouse, open_warehouse
 from streams.warehouse.reports import (
@@ -224,3 +225,7 @@ def test_a_month_without_inputs_any_more_is_recomputed_once() -> None:
     assert months_to_refresh(report, {JUNE: 1}, {JUNE: 1, JULY: 0}, {JUNE}) == set()
     # Rows stored for a month never recorded (a refresh killed before it recorded) are recomputed.
     assert months_to_refresh(report, {JUNE: 1}, {JUNE: 1}, {JUNE, JULY}) == {JULY}
+
+
+def test_the_refresh_waits_ten_times_its_cost_between_runs_from_10_to_60_seconds() -> None:
+    assert [pause_after(s) for s in (0.27, 3.0, 5.4, 20.0)] == [10.0, 30.0, 54.0, 60.0]
