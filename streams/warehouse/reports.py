@@ -19,9 +19,10 @@ redelivered batch cannot count anything twice:
   recomputes the same months.
 
 The worker group's leader runs `refresh_reports` in a loop paced by its cost (streams/agents/reports.py); tests and
-benchmarks run it directly. Refreshes may overlap (a leader change): each month is swapped in whole, and the fingerprint kept for a
-month is the one of the refresh that swapped it in last (rpt_refresh_state is versioned by the swap time), so when
-an older read was swapped in after a newer one, its older fingerprint makes the next run recompute the month.
+benchmarks run it directly. Refreshes may overlap (a leader change): each month is swapped in whole, and the
+fingerprint kept for a month is the one of the refresh that swapped it in last (rpt_refresh_state is versioned by
+the swap time), so when an older read was swapped in after a newer one, its older fingerprint makes the next run
+recompute the month.
 """
 
 from __future__ import annotations
